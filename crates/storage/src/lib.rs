@@ -1,0 +1,50 @@
+//! Cairn's storage engine: the private, transactional storage of one object.
+//!
+//! Each object is one SQLite file (WAL mode, bundled SQLite) holding an ordered KV table, the
+//! object's own SQL tables and its alarm, all changed atomically together. This crate is
+//! synchronous and has no async runtime: the `cairn-runtime` crate decides which thread owns
+//! which object and when commits become durable.
+//!
+//! # Layout
+//! - [`ObjectStorage`] (`object.rs`): open, KV, alarm, bookmarks, `delete_all`, commit.
+//! - `sql.rs`: [`ObjectStorage::exec`], the SQL API; `sql_value.rs`: [`SqlValue`], [`Cursor`].
+//! - `txn.rs`: explicit transactions ([`Transaction`]) as savepoints.
+//! - `authorizer.rs`: what user SQL may do; `limits.rs`: [`Limits`]; `list.rs`: [`ListOptions`].
+//! - `layout.rs`: where an object's file lives in a data directory.
+//!
+//! # Example
+//! ```
+//! use cairn_storage::{ObjectStorage, OpenOptions, ListOptions};
+//! let dir = tempfile::tempdir()?;
+//! let mut obj = ObjectStorage::open(&dir.path().join("room.db"), &OpenOptions::default())?;
+//! obj.event(|s| {
+//!     s.put("user:1", &serde_json::json!({"name": "ada"}))?;
+//!     s.exec("CREATE TABLE t(x)", &[])?;
+//!     cairn_storage::Result::Ok(())
+//! })?;
+//! assert_eq!(obj.list(&ListOptions::new().prefix("user:"))?.len(), 1);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod authorizer;
+mod bookmark;
+mod clock;
+mod error;
+pub mod layout;
+mod limits;
+mod list;
+mod object;
+mod sql;
+mod sql_value;
+mod txn;
+mod value;
+
+pub use bookmark::{Bookmark, InvalidBookmark};
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use error::{Error, Result};
+pub use limits::Limits;
+pub use list::ListOptions;
+pub use object::{CommitInfo, FORMAT_VERSION, ObjectStorage, OpenOptions, Synchronous};
+pub use sql_value::{Cursor, Row, SqlValue};
+pub use txn::Transaction;
+pub use value::Value;

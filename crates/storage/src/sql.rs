@@ -1,0 +1,156 @@
+//! `exec`: user SQL on the object's private database (spec sections 3.2 to 3.5).
+
+use std::sync::Arc;
+
+use fallible_iterator::FallibleIterator;
+use rusqlite::{Batch, StatementStatus};
+
+use crate::sql_value::{Cursor, SqlValue};
+use crate::{Error, ObjectStorage, Result};
+
+impl ObjectStorage {
+    /// Runs SQL with positional parameters (`?`, `?NNN`) and returns a cursor over the rows of
+    /// the last statement.
+    ///
+    /// Several statements separated by `;` run in order; only the last may have parameters.
+    /// Every statement runs to completion before this returns (the cursor holds the rows in
+    /// memory, bounded by `max_sql_result_bytes`). Writes join the event's transaction.
+    ///
+    /// # Errors
+    /// [`Error::SqlTooLong`], [`Error::SqlTooManyParams`], [`Error::SqlValueTooLarge`] before
+    /// anything runs; [`Error::SqlNoStatement`], [`Error::SqlParamsNotLast`],
+    /// [`Error::SqlWrongParameterCount`], [`Error::SqlTransactionStatement`],
+    /// [`Error::SqlNotAuthorized`], [`Error::Sql`] from SQLite; [`Error::Critical`] if a critical
+    /// error rolled back the event.
+    pub fn exec(&mut self, sql: &str, params: &[SqlValue]) -> Result<Cursor> {
+        self.check_usable()?;
+        let limits = Arc::clone(&self.limits);
+        if sql.len() > limits.max_sql_statement_bytes {
+            return Err(Error::SqlTooLong { len: sql.len(), max: limits.max_sql_statement_bytes });
+        }
+        if params.len() > limits.max_sql_params {
+            return Err(Error::SqlTooManyParams { len: params.len(), max: limits.max_sql_params });
+        }
+        for (i, p) in params.iter().enumerate() {
+            let len = match p {
+                SqlValue::Text(s) => s.len(),
+                SqlValue::Blob(b) => b.len(),
+                _ => 0,
+            };
+            if len > limits.max_sql_value_bytes {
+                return Err(Error::SqlValueTooLarge { index: i + 1, len, max: limits.max_sql_value_bytes });
+            }
+        }
+        let may_write = self.in_event_txn();
+        let outcome = match self.run_batch(sql, params, may_write)? {
+            Outcome::NeedsWrite => {
+                self.begin_write()?;
+                self.run_batch(sql, params, true)?
+            }
+            done => done,
+        };
+        match outcome {
+            Outcome::Done(Some(c)) => Ok(c),
+            Outcome::Done(None) | Outcome::NeedsWrite => Err(Error::SqlNoStatement),
+        }
+    }
+
+    /// Runs the statements of `sql` one by one. With `may_write == false`, stops with
+    /// [`Outcome::NeedsWrite`] at the first statement that writes (the statements
+    /// before it only read, so running the text again from the start is harmless).
+    fn run_batch(&mut self, sql: &str, params: &[SqlValue], may_write: bool) -> Result<Outcome> {
+        let max = self.limits.max_sql_result_bytes;
+        let mut out = None;
+        let mut consumed_params = false;
+        let mut failure = None;
+        {
+            let conn = self.conn();
+            let mut batch = Batch::new(conn, sql);
+            // The authorizer checks user statements as they are prepared, one at a time, so
+            // that a statement may depend on the schema changes of those before it.
+            loop {
+                let mut stmt = match batch.next() {
+                    Ok(Some(s)) => s,
+                    Ok(None) => break,
+                    Err(e) => {
+                        failure = Some(StatementError::Sqlite(e));
+                        break;
+                    }
+                };
+                let wanted = stmt.parameter_count();
+                if wanted > 0 {
+                    // Only the last statement may take parameters: make sure nothing follows.
+                    if !matches!(batch.next(), Ok(None)) {
+                        return Err(Error::SqlParamsNotLast);
+                    }
+                    if wanted != params.len() {
+                        return Err(Error::SqlWrongParameterCount { expected: wanted, got: params.len() });
+                    }
+                }
+                if !may_write && !stmt.readonly() {
+                    return Ok(Outcome::NeedsWrite);
+                }
+                let before = conn.total_changes();
+                let bound = if wanted > 0 { params } else { &[] };
+                match run_statement(&mut stmt, bound, max) {
+                    Ok(mut c) => {
+                        c.rows_written = conn.total_changes().saturating_sub(before);
+                        out = Some(c);
+                        consumed_params = wanted > 0;
+                    }
+                    Err(e) => {
+                        failure = Some(e);
+                        break;
+                    }
+                }
+                if wanted > 0 {
+                    break;
+                }
+            }
+        }
+        match failure {
+            Some(StatementError::Sqlite(e)) => return Err(self.user_sql_error(e)),
+            Some(StatementError::TooLarge) => return Err(Error::SqlResultTooLarge { max }),
+            None => {}
+        }
+        if !params.is_empty() && !consumed_params && out.is_some() {
+            return Err(Error::SqlWrongParameterCount { expected: 0, got: params.len() });
+        }
+        Ok(Outcome::Done(out))
+    }
+}
+
+enum Outcome {
+    Done(Option<Cursor>),
+    NeedsWrite,
+}
+
+enum StatementError {
+    Sqlite(rusqlite::Error),
+    TooLarge,
+}
+
+fn run_statement(stmt: &mut rusqlite::Statement<'_>, params: &[SqlValue], max_bytes: usize) -> Result<Cursor, StatementError> {
+    let columns: Arc<[String]> = stmt.column_names().into_iter().map(str::to_owned).collect();
+    let ncol = columns.len();
+    let mut rows_out = Vec::new();
+    let mut size = 0usize;
+    {
+        let mut rows = stmt.query(rusqlite::params_from_iter(params.iter())).map_err(StatementError::Sqlite)?;
+        while let Some(row) = rows.next().map_err(StatementError::Sqlite)? {
+            let mut values = Vec::with_capacity(ncol);
+            for i in 0..ncol {
+                let v = SqlValue::from_ref(row.get_ref(i).map_err(StatementError::Sqlite)?);
+                size += v.size();
+                values.push(v);
+            }
+            if size > max_bytes {
+                return Err(StatementError::TooLarge);
+            }
+            rows_out.push(values);
+        }
+    }
+    let scanned = u64::try_from(stmt.get_status(StatementStatus::FullscanStep)).unwrap_or(0);
+    let returned = rows_out.len() as u64;
+    Ok(Cursor { columns, rows: rows_out.into_iter(), rows_read: returned.max(scanned), rows_written: 0 })
+}

@@ -1,0 +1,2 @@
+//! Conformance tests for `cairn-storage`.
+fn main() {}
