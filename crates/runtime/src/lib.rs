@@ -1,1 +1,209 @@
-//! x
+//! Cairn's runtime: shard threads that own objects, run their events one at a time, and make
+//! their commits durable together (group commit) before releasing results (output gate).
+//!
+//! # Threading model
+//! - N shard threads (default: the number of cores). An object is pinned to the shard
+//!   `hash(namespace, name) % N`; that thread owns its SQLite connection and runs its events
+//!   one at a time (the input gate). Storage calls inside an event are plain synchronous calls.
+//! - Other threads reach an object through an [`ObjectRef`]: a bounded channel to the shard
+//!   and a oneshot reply.
+//! - One durability thread (`syncer.rs`) makes each round of commits durable and then runs the
+//!   replies. With [`Durability::Os`] replies are released right after the commit.
+//! - Idle objects are closed once a shard holds more than its share of
+//!   [`RuntimeConfig::max_open_objects`]; the next event reopens them.
+//!
+//! # Example
+//! ```
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let dir = tempfile::tempdir()?;
+//! let rt = cairn_runtime::Runtime::builder(dir.path()).shards(2).open()?;
+//! let room = rt.object("rooms", "lobby")?;
+//! let n: i64 = room.run_blocking(|s| {
+//!     let n = s.update("visits", 0i64, |n| n + 1)?;
+//!     Ok::<_, cairn_runtime::Error>(n)
+//! })?;
+//! assert_eq!(n, 1);
+//! rt.close();
+//! # Ok(()) }
+//! ```
+
+mod catalog;
+mod config;
+mod error;
+mod handle;
+mod shard;
+mod stats;
+mod syncer;
+
+use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use cairn_storage::layout;
+use tokio::sync::mpsc;
+
+pub use config::{Durability, RuntimeBuilder, RuntimeConfig};
+pub use error::{Error, Result};
+pub use handle::ObjectRef;
+pub use stats::RuntimeStats;
+
+use crate::catalog::Catalog;
+use crate::shard::{Command, Shard};
+use crate::stats::Stats;
+use crate::syncer::{Durable, SyncerHandle};
+
+/// A running set of shards over one data directory. Cheap to clone.
+#[derive(Clone)]
+pub struct Runtime {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: Arc<RuntimeConfig>,
+    shards: Vec<mpsc::Sender<Command>>,
+    /// Shard and syncer threads, taken by `close`.
+    threads: Mutex<Option<Threads>>,
+    stats: Arc<Stats>,
+    /// A catalog connection for queries from outside the shards.
+    catalog: Mutex<Catalog>,
+}
+
+struct Threads {
+    shards: Vec<JoinHandle<()>>,
+    syncer: JoinHandle<()>,
+    syncer_tx: std::sync::mpsc::Sender<syncer::Round>,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime").field("data_dir", &self.inner.config.data_dir).finish()
+    }
+}
+
+impl Runtime {
+    /// A builder with the defaults of [`RuntimeConfig::new`].
+    pub fn builder(data_dir: impl Into<std::path::PathBuf>) -> RuntimeBuilder {
+        RuntimeBuilder { config: RuntimeConfig::new(data_dir) }
+    }
+
+    fn start(config: RuntimeConfig) -> Result<Runtime> {
+        std::fs::create_dir_all(config.data_dir.join("objects"))
+            .map_err(|source| Error::Io { context: "create the data directory", source })?;
+        let config = Arc::new(config);
+        let stats = Arc::new(Stats::default());
+        let catalog = Catalog::open(&config.data_dir)?;
+        let durable = Arc::new(Durable {
+            rounds: (0..config.shards).map(|_| AtomicU64::new(0)).collect(),
+            poisoned: AtomicBool::new(false),
+        });
+        let (syncer_tx, syncer_rx) = std::sync::mpsc::channel();
+        let syncer = {
+            let durable = Arc::clone(&durable);
+            let stats = Arc::clone(&stats);
+            let threshold = config.syncfs_threshold;
+            std::thread::Builder::new()
+                .name("cairn-syncer".to_owned())
+                .spawn(move || syncer::run(syncer_rx, durable, threshold, stats))
+                .map_err(|source| Error::Io { context: "start the durability thread", source })?
+        };
+        let handle = SyncerHandle { tx: syncer_tx.clone(), durable };
+        let mut senders = Vec::with_capacity(config.shards);
+        let mut threads = Vec::with_capacity(config.shards);
+        for i in 0..config.shards {
+            let (tx, rx) = mpsc::channel(config.queue_capacity);
+            let shard = Shard::new(i, Arc::clone(&config), handle.clone(), Arc::clone(&stats))?;
+            let t = std::thread::Builder::new()
+                .name(format!("cairn-shard-{i}"))
+                .spawn(move || shard.run(rx))
+                .map_err(|source| Error::Io { context: "start a shard thread", source })?;
+            senders.push(tx);
+            threads.push(t);
+        }
+        drop(handle);
+        Ok(Runtime {
+            inner: Arc::new(Inner {
+                config,
+                shards: senders,
+                threads: Mutex::new(Some(Threads { shards: threads, syncer, syncer_tx })),
+                stats,
+                catalog: Mutex::new(catalog),
+            }),
+        })
+    }
+
+    /// A handle to object `name` in namespace `ns`. Objects exist implicitly: the first write
+    /// creates the file.
+    ///
+    /// # Errors
+    /// [`cairn_storage::Error::InvalidName`] for an unacceptable name.
+    pub fn object(&self, ns: &str, name: &str) -> Result<ObjectRef> {
+        layout::validate_namespace(ns)?;
+        layout::validate_object_name(name)?;
+        let n = self.inner.shards.len() as u64;
+        let shard = usize::try_from(layout::object_hash(ns, name) % n).unwrap_or(0);
+        let sender = self.inner.shards.get(shard).cloned().ok_or(Error::ShuttingDown)?;
+        Ok(ObjectRef { ns: Arc::from(ns), name: Arc::from(name), shard: sender })
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &RuntimeConfig {
+        &self.inner.config
+    }
+
+    /// A snapshot of the runtime's counters.
+    pub fn stats(&self) -> RuntimeStats {
+        self.inner.stats.snapshot()
+    }
+
+    /// Objects whose alarm is due at or before `now_ms`, earliest first: `(namespace, name,
+    /// indexed time)`. The index may hold an earlier time than the object (never a later one);
+    /// the object's own alarm is authoritative.
+    ///
+    /// # Errors
+    /// [`Error::Catalog`].
+    pub fn due_alarms(&self, now_ms: i64, limit: usize) -> Result<Vec<(String, String, i64)>> {
+        let catalog = self.inner.catalog.lock().map_err(|_| Error::ShuttingDown)?;
+        catalog.due_alarms(now_ms, limit)
+    }
+
+    /// Number of objects that have been written in a namespace.
+    ///
+    /// # Errors
+    /// [`Error::Catalog`].
+    pub fn object_count(&self, ns: &str) -> Result<u64> {
+        let catalog = self.inner.catalog.lock().map_err(|_| Error::ShuttingDown)?;
+        catalog.object_count(ns)
+    }
+
+    /// Stops taking events, finishes the queued ones, makes their commits durable, closes
+    /// every object and joins the threads. Idempotent; also runs when the last handle drops.
+    pub fn close(&self) {
+        let threads = self.inner.threads.lock().ok().and_then(|mut t| t.take());
+        let Some(threads) = threads else { return };
+        for tx in &self.inner.shards {
+            // A full queue waits here: shutdown comes after what is queued.
+            let _ = tx.blocking_send(Command::Shutdown);
+        }
+        for t in threads.shards {
+            let _ = t.join();
+        }
+        drop(threads.syncer_tx);
+        let _ = threads.syncer.join();
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        let threads = self.threads.get_mut().ok().and_then(Option::take);
+        if let Some(threads) = threads {
+            for tx in &self.shards {
+                let _ = tx.blocking_send(Command::Shutdown);
+            }
+            for t in threads.shards {
+                let _ = t.join();
+            }
+            drop(threads.syncer_tx);
+            let _ = threads.syncer.join();
+        }
+    }
+}

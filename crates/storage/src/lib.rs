@@ -20,7 +20,7 @@
 //! obj.event(|s| {
 //!     s.put("user:1", &serde_json::json!({"name": "ada"}))?;
 //!     s.exec("CREATE TABLE t(x)", &[])?;
-//!     cairn_storage::Result::Ok(())
+//!     Ok::<_, cairn_storage::Error>(())
 //! })?;
 //! assert_eq!(obj.list(&ListOptions::new().prefix("user:"))?.len(), 1);
 //! # Ok::<(), Box<dyn std::error::Error>>(())

@@ -80,22 +80,20 @@ impl ListOptions {
                 start = prefix.to_vec();
             }
             let prefix_end = prefix_successor(prefix);
-            if let Some(pe) = &prefix_end {
-                if start.as_slice() >= pe.as_slice() {
+            if let Some(pe) = &prefix_end
+                && start.as_slice() >= pe.as_slice() {
                     return Ok(None);
                 }
-            }
             match &end {
                 Some(e) if e.as_slice() <= prefix => return Ok(None),
                 Some(e) if e.starts_with(prefix) => {}
                 _ => end = prefix_end,
             }
         }
-        if let Some(e) = &end {
-            if e.as_slice() <= start.as_slice() {
+        if let Some(e) = &end
+            && e.as_slice() <= start.as_slice() {
                 return Ok(None);
             }
-        }
         Ok(Some(KeyRange { start, end, reverse: self.reverse, limit: self.limit }))
     }
 }

@@ -131,7 +131,7 @@ enum StatementError {
 }
 
 fn run_statement(stmt: &mut rusqlite::Statement<'_>, params: &[SqlValue], max_bytes: usize) -> Result<Cursor, StatementError> {
-    let columns: Arc<[String]> = stmt.column_names().into_iter().map(str::to_owned).collect();
+    let columns: Arc<[String]> = stmt.column_names().map(str::to_owned).collect();
     let ncol = columns.len();
     let mut rows_out = Vec::new();
     let mut size = 0usize;

@@ -1,0 +1,81 @@
+//! The runtime's error type.
+
+/// Errors returned by the runtime.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The storage engine refused or failed the operation.
+    #[error(transparent)]
+    Storage(#[from] cairn_storage::Error),
+    /// The runtime is shutting down and takes no new events.
+    #[error("the runtime is shutting down")]
+    ShuttingDown,
+    /// The event's code panicked; its writes were rolled back.
+    #[error("the event panicked and its writes were rolled back: {message}")]
+    EventPanicked {
+        /// The panic message, if it was a string.
+        message: String,
+    },
+    /// Making commits durable failed. The runtime refuses further writes (it is poisoned):
+    /// after a failed fsync the state of the disk is unknown, so restart the process.
+    #[error("durability failure ({context}): {message}; the runtime refuses writes until restarted")]
+    Durability {
+        /// What failed.
+        context: &'static str,
+        /// The I/O error.
+        message: String,
+    },
+    /// An I/O failure outside the storage engine (data directory, catalog).
+    #[error("I/O failure while trying to {context}: {source}")]
+    Io {
+        /// What was being done.
+        context: &'static str,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The node catalog failed.
+    #[error("catalog failure while trying to {context}: {source}")]
+    Catalog {
+        /// What was being done.
+        context: &'static str,
+        /// The error.
+        #[source]
+        source: rusqlite::Error,
+    },
+}
+
+impl Error {
+    /// A stable machine code for the error.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::Storage(e) => e.code(),
+            Error::ShuttingDown => "runtime.shutting_down",
+            Error::EventPanicked { .. } => "runtime.event_panicked",
+            Error::Durability { .. } => "runtime.durability_failure",
+            Error::Io { .. } => "runtime.io",
+            Error::Catalog { .. } => "runtime.catalog",
+        }
+    }
+
+    /// Whether the caller's input caused the error (HTTP 4xx rather than 5xx).
+    pub fn is_user_error(&self) -> bool {
+        matches!(self, Error::Storage(e) if e.is_user_error())
+    }
+
+    pub(crate) fn durability(context: &'static str, e: &std::io::Error) -> Error {
+        Error::Durability { context, message: e.to_string() }
+    }
+
+    /// A copy of the error for delivering one failure to several waiters.
+    pub(crate) fn duplicate(&self) -> Error {
+        match self {
+            Error::Durability { context, message } => Error::Durability { context, message: message.clone() },
+            Error::ShuttingDown => Error::ShuttingDown,
+            other => Error::Durability { context: "commit", message: other.to_string() },
+        }
+    }
+}
+
+/// Result alias for runtime operations.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

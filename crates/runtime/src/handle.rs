@@ -1,0 +1,259 @@
+//! [`ObjectRef`]: the async handle through which other threads run events on an object.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+
+use cairn_storage::{Bookmark, Cursor, ListOptions, ObjectStorage, SqlValue, Value};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::shard::{Command, Job, JobOutcome};
+use crate::{Error, Result};
+
+/// A handle to one object. Cheap to clone; sending an event never blocks a thread (the shard
+/// queue is bounded and `run` waits asynchronously for room in it).
+///
+/// Each method is one event: it runs on the object's shard, alone, in its own transaction, and
+/// its result is returned only once its writes are durable (the output gate).
+#[derive(Clone, Debug)]
+pub struct ObjectRef {
+    pub(crate) ns: Arc<str>,
+    pub(crate) name: Arc<str>,
+    pub(crate) shard: mpsc::Sender<Command>,
+}
+
+fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "panic with a non-string payload".to_owned())
+}
+
+fn make_job<R, E, F>(f: F, tx: oneshot::Sender<Result<R, E>>) -> Job
+where
+    F: FnOnce(&mut ObjectStorage) -> Result<R, E> + Send + 'static,
+    R: Send + 'static,
+    E: From<Error> + Send + 'static,
+{
+    Box::new(move |storage: Result<&mut ObjectStorage, Error>| {
+        let storage = match storage {
+            Ok(s) => s,
+            Err(e) => {
+                return JobOutcome {
+                    commit: false,
+                    reply: Box::new(move |_| {
+                        let _ = tx.send(Err(E::from(e)));
+                    }),
+                };
+            }
+        };
+        match catch_unwind(AssertUnwindSafe(|| f(storage))) {
+            Ok(Ok(v)) => JobOutcome {
+                commit: true,
+                reply: Box::new(move |err| {
+                    let _ = tx.send(match err {
+                        None => Ok(v),
+                        Some(e) => Err(E::from(e)),
+                    });
+                }),
+            },
+            Ok(Err(e)) => JobOutcome {
+                commit: false,
+                reply: Box::new(move |_| {
+                    let _ = tx.send(Err(e));
+                }),
+            },
+            Err(p) => {
+                let message = panic_message(p.as_ref());
+                JobOutcome {
+                    commit: false,
+                    reply: Box::new(move |_| {
+                        let _ = tx.send(Err(E::from(Error::EventPanicked { message })));
+                    }),
+                }
+            }
+        }
+    })
+}
+
+impl ObjectRef {
+    /// The object's namespace.
+    pub fn namespace(&self) -> &str {
+        &self.ns
+    }
+
+    /// The object's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Runs `f` as one event on the object's shard, with synchronous access to its storage.
+    /// If `f` returns `Ok`, its writes commit and the result is returned once they are
+    /// durable; if it returns `Err` (or panics), its writes are rolled back.
+    ///
+    /// # Errors
+    /// The error of `f`; [`Error::ShuttingDown`]; [`Error::Durability`] if the commit could
+    /// not be made durable; [`Error::EventPanicked`].
+    pub async fn run<R, E, F>(&self, f: F) -> Result<R, E>
+    where
+        F: FnOnce(&mut ObjectStorage) -> Result<R, E> + Send + 'static,
+        R: Send + 'static,
+        E: From<Error> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        let cmd = Command::Event { ns: Arc::clone(&self.ns), name: Arc::clone(&self.name), job: make_job(f, tx) };
+        self.shard.send(cmd).await.map_err(|_| E::from(Error::ShuttingDown))?;
+        rx.await.unwrap_or_else(|_| Err(E::from(Error::ShuttingDown)))
+    }
+
+    /// [`ObjectRef::run`] for threads that are not async. Must not be called from inside an
+    /// async runtime.
+    ///
+    /// # Errors
+    /// As [`ObjectRef::run`].
+    pub fn run_blocking<R, E, F>(&self, f: F) -> Result<R, E>
+    where
+        F: FnOnce(&mut ObjectStorage) -> Result<R, E> + Send + 'static,
+        R: Send + 'static,
+        E: From<Error> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        let cmd = Command::Event { ns: Arc::clone(&self.ns), name: Arc::clone(&self.name), job: make_job(f, tx) };
+        self.shard.blocking_send(cmd).map_err(|_| E::from(Error::ShuttingDown))?;
+        rx.blocking_recv().unwrap_or_else(|_| Err(E::from(Error::ShuttingDown)))
+    }
+
+    /// Reads a key into `T`.
+    ///
+    /// # Errors
+    /// See [`ObjectStorage::get`].
+    pub async fn get<T: serde::de::DeserializeOwned + Send + 'static>(&self, key: impl Into<String>) -> Result<Option<T>> {
+        let key = key.into();
+        self.run(move |s| Ok(s.get::<T>(&key)?)).await
+    }
+
+    /// Reads a key as a [`Value`].
+    ///
+    /// # Errors
+    /// See [`ObjectStorage::get_value`].
+    pub async fn get_value(&self, key: impl Into<String>) -> Result<Option<Value>> {
+        let key = key.into();
+        self.run(move |s| Ok(s.get_value(&key)?)).await
+    }
+
+    /// Reads several keys; only present keys, sorted.
+    ///
+    /// # Errors
+    /// See [`ObjectStorage::get_many`].
+    pub async fn get_many(&self, keys: Vec<String>) -> Result<Vec<(String, Value)>> {
+        self.run(move |s| Ok(s.get_many(&keys)?)).await
+    }
+
+    /// Stores a serde value.
+    ///
+    /// # Errors
+    /// See [`ObjectStorage::put`].
+    pub async fn put<T: serde::Serialize + ?Sized>(&self, key: impl Into<String>, value: &T) -> Result<()> {
+        let key = key.into();
+        let value = Value::from_serde(&key, value)?;
+        self.run(move |s| Ok(s.put_value(&key, &value)?)).await
+    }
+
+    /// Stores raw bytes.
+    ///
+    /// # Errors
+    /// See [`ObjectStorage::put_bytes`].
+    pub async fn put_bytes(&self, key: impl Into<String>, bytes: Vec<u8>) -> Result<()> {
+        let key = key.into();
+        self.run(move |s| Ok(s.put_bytes(&key, &bytes)?)).await
+    }
+
+    /// Stores several pairs atomically.
+    ///
+    /// # Errors
+    /// See [`ObjectStorage::put_many`].
+    pub async fn put_many(&self, entries: Vec<(String, Value)>) -> Result<()> {
+        self.run(move |s| Ok(s.put_many(&entries)?)).await
+    }
+
+    /// Deletes a key; whether it existed.
+    ///
+    /// # Errors
+    /// See [`ObjectStorage::delete`].
+    pub async fn delete(&self, key: impl Into<String>) -> Result<bool> {
+        let key = key.into();
+        self.run(move |s| Ok(s.delete(&key)?)).await
+    }
+
+    /// Deletes several keys atomically; how many existed.
+    ///
+    /// # Errors
+    /// See [`ObjectStorage::delete_many`].
+    pub async fn delete_many(&self, keys: Vec<String>) -> Result<usize> {
+        self.run(move |s| Ok(s.delete_many(&keys)?)).await
+    }
+
+    /// Lists entries.
+    ///
+    /// # Errors
+    /// See [`ObjectStorage::list`].
+    pub async fn list(&self, options: ListOptions) -> Result<Vec<(String, Value)>> {
+        self.run(move |s| Ok(s.list(&options)?)).await
+    }
+
+    /// Deletes all of the object's data and its alarm.
+    ///
+    /// # Errors
+    /// See [`ObjectStorage::delete_all`].
+    pub async fn delete_all(&self) -> Result<()> {
+        self.run(|s| Ok(s.delete_all()?)).await
+    }
+
+    /// Runs SQL; see [`ObjectStorage::exec`].
+    ///
+    /// # Errors
+    /// See [`ObjectStorage::exec`].
+    pub async fn exec(&self, sql: impl Into<String>, params: Vec<SqlValue>) -> Result<Cursor> {
+        let sql = sql.into();
+        self.run(move |s| Ok(s.exec(&sql, &params)?)).await
+    }
+
+    /// The alarm, if set.
+    ///
+    /// # Errors
+    /// See [`ObjectStorage::get_alarm`].
+    pub async fn get_alarm(&self) -> Result<Option<i64>> {
+        self.run(|s| Ok(s.get_alarm()?)).await
+    }
+
+    /// Sets the alarm (milliseconds since the epoch).
+    ///
+    /// # Errors
+    /// See [`ObjectStorage::set_alarm`].
+    pub async fn set_alarm(&self, time_ms: i64) -> Result<()> {
+        self.run(move |s| Ok(s.set_alarm(time_ms)?)).await
+    }
+
+    /// Deletes the alarm.
+    ///
+    /// # Errors
+    /// See [`ObjectStorage::delete_alarm`].
+    pub async fn delete_alarm(&self) -> Result<()> {
+        self.run(|s| Ok(s.delete_alarm()?)).await
+    }
+
+    /// A bookmark covering every write made so far.
+    ///
+    /// # Errors
+    /// [`Error::ShuttingDown`].
+    pub async fn current_bookmark(&self) -> Result<Bookmark> {
+        self.run(|s| Ok(s.current_bookmark())).await
+    }
+
+    /// Resolves once every write issued before the call is durable.
+    ///
+    /// # Errors
+    /// [`Error::Durability`] if a commit could not be made durable.
+    pub async fn sync(&self) -> Result<()> {
+        self.run(|_| Ok(())).await
+    }
+}

@@ -1,0 +1,323 @@
+//! A shard: one thread that owns a set of objects and runs their events one at a time.
+//!
+//! Every object is pinned to one shard by a hash of its namespace and name, so its SQLite
+//! connection is only ever used by this thread: no `Mutex<Connection>`, no channel hop for
+//! storage calls made by an event. The shard runs events in batches: each event commits on its
+//! own (without fsync), and the batch's commits go to the durability stage as one [`Round`].
+//! The shard goes on with the next batch while the round is synced.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use cairn_storage::{ObjectStorage, OpenOptions, Synchronous, layout};
+use tokio::sync::mpsc;
+
+use crate::catalog::Catalog;
+use crate::config::{Durability, RuntimeConfig};
+use crate::stats::Stats;
+use crate::syncer::{Reply, Round, SyncerHandle};
+use crate::Error;
+
+/// An event's work, type-erased: runs on the shard with the object's storage (or the error
+/// that prevented opening it) and says whether to commit and how to reply.
+pub(crate) type Job = Box<dyn FnOnce(Result<&mut ObjectStorage, Error>) -> JobOutcome + Send>;
+
+/// What an event asks for once its code has run.
+pub(crate) struct JobOutcome {
+    /// Commit the event's writes (`true`) or roll them back.
+    pub(crate) commit: bool,
+    /// Delivers the event's result; called with `Some(error)` if the commit failed.
+    pub(crate) reply: Reply,
+}
+
+/// Messages to a shard.
+pub(crate) enum Command {
+    /// Run an event on an object.
+    Event { ns: Arc<str>, name: Arc<str>, job: Job },
+    /// Stop taking commands, finish the queued ones, close every object and exit.
+    Shutdown,
+}
+
+/// An open object.
+struct Slot {
+    storage: ObjectStorage,
+    ns: Arc<str>,
+    name: Arc<str>,
+    /// The object's WAL file, kept open so that the durability stage can fsync it.
+    wal: Arc<File>,
+    /// Directories whose entries must be made durable with the object's first write after it
+    /// was opened: SQLite creates the WAL file anew on every open (and the database file and
+    /// its directories when the object is new).
+    dirs: Vec<Arc<File>>,
+    /// Tick of the last use, the key of this slot in the LRU index.
+    last_used: u64,
+    /// Id of the last round in which this object committed.
+    last_write_round: u64,
+}
+
+pub(crate) struct Shard {
+    index: usize,
+    config: Arc<RuntimeConfig>,
+    objects: HashMap<Box<str>, Slot>,
+    /// Least recently used first.
+    lru: BTreeMap<u64, Box<str>>,
+    tick: u64,
+    budget: usize,
+    catalog: Catalog,
+    syncer: SyncerHandle,
+    stats: Arc<Stats>,
+    /// Id of the round being filled.
+    round_id: u64,
+}
+
+fn key_of(ns: &str, name: &str) -> Box<str> {
+    format!("{ns}\0{name}").into_boxed_str()
+}
+
+/// The directories that must be fsynced for a new file at `path` to be durable: its parent,
+/// and every directory that does not exist yet together with the first existing ancestor.
+fn dirs_to_sync(path: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut dir = path.parent();
+    while let Some(d) = dir {
+        out.push(d.to_path_buf());
+        if d.exists() {
+            break;
+        }
+        dir = d.parent();
+    }
+    out
+}
+
+impl Shard {
+    pub(crate) fn new(index: usize, config: Arc<RuntimeConfig>, syncer: SyncerHandle, stats: Arc<Stats>) -> crate::Result<Self> {
+        let budget = (config.max_open_objects / config.shards).max(1);
+        let catalog = Catalog::open(&config.data_dir)?;
+        Ok(Shard {
+            index,
+            config,
+            objects: HashMap::new(),
+            lru: BTreeMap::new(),
+            tick: 0,
+            budget,
+            catalog,
+            syncer,
+            stats,
+            round_id: 1,
+        })
+    }
+
+    pub(crate) fn run(mut self, mut rx: mpsc::Receiver<Command>) {
+        let mut stopping = false;
+        loop {
+            let first = if stopping { rx.try_recv().ok() } else { rx.blocking_recv() };
+            let Some(first) = first else { break };
+            let mut round = Round { shard: self.index, id: self.round_id, files: Vec::new(), replies: Vec::new() };
+            let mut next = Some(first);
+            let mut n = 0;
+            while let Some(cmd) = next.take() {
+                match cmd {
+                    Command::Event { ns, name, job } => self.handle_event(ns, name, job, &mut round),
+                    Command::Shutdown => {
+                        stopping = true;
+                        rx.close();
+                    }
+                }
+                n += 1;
+                if n < self.config.max_round_events {
+                    next = rx.try_recv().ok();
+                }
+            }
+            self.submit(round);
+            self.evict_over_budget();
+        }
+        let keys: Vec<Box<str>> = self.objects.keys().cloned().collect();
+        for k in keys {
+            self.close(&k);
+        }
+    }
+
+    fn submit(&mut self, round: Round) {
+        if round.files.is_empty() && round.replies.is_empty() {
+            return;
+        }
+        self.round_id += 1;
+        if let Err(std::sync::mpsc::SendError(round)) = self.syncer.tx.send(round) {
+            for reply in round.replies {
+                reply(Some(Error::ShuttingDown));
+            }
+        }
+    }
+
+    fn durable_round(&self) -> u64 {
+        self.syncer.durable.rounds.get(self.index).map_or(0, |r| r.load(Ordering::SeqCst))
+    }
+
+    fn open_slot(&mut self, ns: &Arc<str>, name: &Arc<str>) -> Result<Box<str>, Error> {
+        let key = key_of(ns, name);
+        self.tick += 1;
+        if let Some(slot) = self.objects.get_mut(&key) {
+            self.lru.remove(&slot.last_used);
+            slot.last_used = self.tick;
+            self.lru.insert(self.tick, key.clone());
+            return Ok(key);
+        }
+        let path = layout::object_path(&self.config.data_dir, ns, name);
+        let dir_paths = dirs_to_sync(&path);
+        let options = OpenOptions {
+            limits: self.config.limits_for(ns),
+            clock: Arc::clone(&self.config.clock),
+            synchronous: Synchronous::Normal,
+            identity: Some((ns.to_string(), name.to_string())),
+        };
+        let storage = ObjectStorage::open(&path, &options)?;
+        let wal_path = PathBuf::from(format!("{}-wal", path.display()));
+        let wal = File::open(&wal_path).map_err(|source| Error::Io { context: "open an object's WAL file", source })?;
+        let mut dirs = Vec::with_capacity(dir_paths.len());
+        for d in dir_paths {
+            let f = File::open(&d).map_err(|source| Error::Io { context: "open an object directory", source })?;
+            dirs.push(Arc::new(f));
+        }
+        self.stats.objects_opened.fetch_add(1, Ordering::Relaxed);
+        self.stats.open_objects.fetch_add(1, Ordering::Relaxed);
+        let slot = Slot {
+            storage,
+            ns: Arc::clone(ns),
+            name: Arc::clone(name),
+            wal: Arc::new(wal),
+            dirs,
+            last_used: self.tick,
+            last_write_round: 0,
+        };
+        self.objects.insert(key.clone(), slot);
+        self.lru.insert(self.tick, key.clone());
+        Ok(key)
+    }
+
+    fn handle_event(&mut self, ns: Arc<str>, name: Arc<str>, job: Job, round: &mut Round) {
+        self.stats.events.fetch_add(1, Ordering::Relaxed);
+        let key = match self.open_slot(&ns, &name) {
+            Ok(k) => k,
+            Err(e) => {
+                let outcome = job(Err(e));
+                (outcome.reply)(None);
+                return;
+            }
+        };
+        let fsync = self.config.durability == Durability::Fsync;
+        let durable_round = self.durable_round();
+        let poisoned = self.syncer.durable.poisoned.load(Ordering::SeqCst);
+        let Some(slot) = self.objects.get_mut(&key) else { return };
+        let outcome = job(Ok(&mut slot.storage));
+        let reply = outcome.reply;
+        let mut reset = false;
+        if outcome.commit && slot.storage.has_pending_writes() {
+            if poisoned {
+                slot.storage.rollback();
+                reply(Some(Error::Durability { context: "commit", message: "an earlier sync failed".to_owned() }));
+                return;
+            }
+            if let Err(e) = index_earlier_alarm(&self.catalog, slot, fsync) {
+                slot.storage.rollback();
+                reply(Some(e));
+                return;
+            }
+            match slot.storage.commit() {
+                Ok(Some(info)) => {
+                    self.stats.commits.fetch_add(1, Ordering::Relaxed);
+                    let mut catalog_touched = false;
+                    if info.seq == 1 {
+                        // First commit of a new object: it now exists.
+                        let now = self.config.clock.now_ms();
+                        if let Err(e) = self.catalog.register_object(&slot.ns, &slot.name, now) {
+                            tracing::warn!(error = %e, "failed to register an object in the catalog");
+                        }
+                        catalog_touched = true;
+                    }
+                    if let Some(change) = info.alarm_change {
+                        let indexed = self.catalog.indexed_alarm(&slot.ns, &slot.name).ok().flatten();
+                        if change.is_none() || indexed.is_some_and(|i| change.is_some_and(|t| t > i)) {
+                            // Moved later or deleted: the index follows after the commit.
+                            if let Err(e) = self.catalog.set_alarm(&slot.ns, &slot.name, change, false) {
+                                tracing::warn!(error = %e, "failed to update the alarm index");
+                            }
+                            catalog_touched = true;
+                        }
+                    }
+                    slot.last_write_round = round.id;
+                    if fsync {
+                        round.files.push(Arc::clone(&slot.wal));
+                        round.files.append(&mut slot.dirs);
+                        if catalog_touched {
+                            round.files.push(Arc::clone(self.catalog.wal()));
+                        }
+                        round.replies.push(reply);
+                    } else {
+                        reply(None);
+                    }
+                    return;
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    reset = e.requires_reset();
+                    reply(Some(Error::Storage(e)));
+                    if reset || slot.storage.is_broken() {
+                        self.close(&key);
+                    }
+                    return;
+                }
+            }
+        } else {
+            slot.storage.rollback();
+        }
+        // Nothing to commit. The result may still reveal writes that are not durable yet
+        // (made by earlier events on this object): then it waits for their round.
+        if fsync && slot.last_write_round > durable_round {
+            round.replies.push(reply);
+        } else {
+            reply(None);
+        }
+        if reset || slot.storage.is_broken() {
+            self.close(&key);
+        }
+    }
+
+    fn evict_over_budget(&mut self) {
+        while self.objects.len() > self.budget {
+            let Some((_, key)) = self.lru.pop_first() else { break };
+            self.stats.evictions.fetch_add(1, Ordering::Relaxed);
+            self.close(&key);
+        }
+    }
+
+    /// Closes an object. SQLite checkpoints the WAL into the database file on close, syncing
+    /// both, so nothing committed depends on a later fsync of the WAL. An object that was never
+    /// written is removed: an object exists once it has been written.
+    fn close(&mut self, key: &str) {
+        let Some(slot) = self.objects.remove(key) else { return };
+        self.lru.remove(&slot.last_used);
+        self.stats.open_objects.fetch_sub(1, Ordering::Relaxed);
+        let never_written = slot.storage.committed_seq() == 0;
+        let path = slot.storage.path().to_path_buf();
+        drop(slot);
+        if never_written {
+            for suffix in ["", "-wal", "-shm"] {
+                let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+            }
+        }
+    }
+}
+
+/// Writes an alarm that moves earlier (or appears) to the node's alarm index before the
+/// object commits, so that the index never holds a time later than the object's alarm.
+fn index_earlier_alarm(catalog: &Catalog, slot: &Slot, durable: bool) -> Result<(), Error> {
+    let Some(Some(t)) = slot.storage.pending_alarm_change() else { return Ok(()) };
+    let indexed = catalog.indexed_alarm(&slot.ns, &slot.name)?;
+    if indexed.is_none_or(|i| t < i) {
+        catalog.set_alarm(&slot.ns, &slot.name, Some(t), durable)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,95 @@
+//! The durability stage: makes a whole round of commits durable at once, then releases the
+//! results of the events in it (the output gate).
+//!
+//! Shards hand over [`Round`]s: the files their commits touched and the replies waiting for
+//! them. The syncer takes every round queued since its last pass, makes all their files
+//! durable together, and only then runs the replies. While it syncs, shards keep executing and
+//! queue the next rounds, so the number of fsyncs does not grow with the number of commits.
+//!
+//! How files are made durable: with few distinct files, `fdatasync` each (plus its directory
+//! where a file was just created); with more than `syncfs_threshold`, one `syncfs` of the data
+//! file system, which writes back and flushes everything in one device flush. See
+//! `docs/decisions/0002-group-commit.md` for the measurements behind this.
+
+use std::fs::File;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, Sender};
+
+use crate::Error;
+use crate::stats::Stats;
+
+/// A reply waiting for durability: called with `None` once the round is durable, or with the
+/// error that made it fail.
+pub(crate) type Reply = Box<dyn FnOnce(Option<Error>) + Send>;
+
+/// The commits of one shard's batch of events.
+pub(crate) struct Round {
+    pub(crate) shard: usize,
+    pub(crate) id: u64,
+    /// Files whose data must be durable (WAL files, directories of new files).
+    pub(crate) files: Vec<Arc<File>>,
+    pub(crate) replies: Vec<Reply>,
+}
+
+/// State shared between the syncer and the shards.
+pub(crate) struct Durable {
+    /// Per shard, the id of the last round made durable.
+    pub(crate) rounds: Vec<AtomicU64>,
+    /// Set after a failed sync: the runtime refuses writes from then on.
+    pub(crate) poisoned: AtomicBool,
+}
+
+pub(crate) fn run(rx: Receiver<Round>, durable: Arc<Durable>, syncfs_threshold: usize, stats: Arc<Stats>) {
+    let mut batch: Vec<Round> = Vec::new();
+    while let Ok(first) = rx.recv() {
+        batch.push(first);
+        while let Ok(more) = rx.try_recv() {
+            batch.push(more);
+        }
+        let mut files: Vec<Arc<File>> = batch.iter().flat_map(|r| r.files.iter().cloned()).collect();
+        files.sort_by_key(|f| Arc::as_ptr(f) as usize);
+        files.dedup_by(|a, b| Arc::ptr_eq(a, b));
+        let result = if durable.poisoned.load(Ordering::SeqCst) {
+            Err(Error::Durability { context: "commit", message: "an earlier sync failed".to_owned() })
+        } else {
+            sync_files(&files, syncfs_threshold, &stats)
+        };
+        if result.is_err() {
+            durable.poisoned.store(true, Ordering::SeqCst);
+        }
+        stats.sync_rounds.fetch_add(1, Ordering::Relaxed);
+        for round in batch.drain(..) {
+            if let Some(slot) = durable.rounds.get(round.shard) {
+                slot.fetch_max(round.id, Ordering::SeqCst);
+            }
+            for reply in round.replies {
+                reply(result.as_ref().err().map(Error::duplicate));
+            }
+        }
+    }
+}
+
+fn sync_files(files: &[Arc<File>], syncfs_threshold: usize, stats: &Stats) -> Result<(), Error> {
+    if files.is_empty() {
+        return Ok(());
+    }
+    stats.synced_files.fetch_add(files.len() as u64, Ordering::Relaxed);
+    if files.len() > syncfs_threshold
+        && let Some(first) = files.first() {
+            stats.syncfs_calls.fetch_add(1, Ordering::Relaxed);
+            return rustix::fs::syncfs(first.as_ref()).map_err(|e| Error::durability("syncfs", &e.into()));
+        }
+    for f in files {
+        stats.fdatasync_calls.fetch_add(1, Ordering::Relaxed);
+        f.sync_data().map_err(|e| Error::durability("fdatasync", &e))?;
+    }
+    Ok(())
+}
+
+/// A handle for shards to submit rounds.
+#[derive(Clone)]
+pub(crate) struct SyncerHandle {
+    pub(crate) tx: Sender<Round>,
+    pub(crate) durable: Arc<Durable>,
+}
