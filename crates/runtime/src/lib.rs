@@ -179,24 +179,20 @@ impl Runtime {
     /// every object and joins the threads. Idempotent; also runs when the last handle drops.
     pub fn close(&self) {
         let threads = self.inner.threads.lock().ok().and_then(|mut t| t.take());
-        let Some(threads) = threads else { return };
-        for tx in &self.inner.shards {
-            // A full queue waits here: shutdown comes after what is queued.
-            let _ = tx.blocking_send(Command::Shutdown);
+        if let Some(threads) = threads {
+            shutdown(&self.inner.shards, threads);
         }
-        for t in threads.shards {
-            let _ = t.join();
-        }
-        drop(threads.syncer_tx);
-        let _ = threads.syncer.join();
     }
 }
 
-impl Drop for Inner {
-    fn drop(&mut self) {
-        let threads = self.threads.get_mut().ok().and_then(Option::take);
-        if let Some(threads) = threads {
-            for tx in &self.shards {
+/// Asks every shard to stop after its queued events, then joins the shards and the syncer.
+/// Runs on a scoped thread of its own so that it may be called from inside an async runtime
+/// (where blocking channel sends are not allowed); the caller blocks until it is done.
+fn shutdown(shards: &[mpsc::Sender<Command>], threads: Threads) {
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            for tx in shards {
+                // A full queue waits here: shutdown comes after what is queued.
                 let _ = tx.blocking_send(Command::Shutdown);
             }
             for t in threads.shards {
@@ -204,6 +200,14 @@ impl Drop for Inner {
             }
             drop(threads.syncer_tx);
             let _ = threads.syncer.join();
+        });
+    });
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Some(threads) = self.threads.get_mut().ok().and_then(Option::take) {
+            shutdown(&self.shards, threads);
         }
     }
 }

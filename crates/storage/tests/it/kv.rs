@@ -346,14 +346,12 @@ fn delete_all_in_a_rolled_back_event_changes_nothing() {
 fn delete_all_is_refused_inside_a_transaction() {
     let mut obj = Obj::new();
     seed(&mut obj, &["a"]);
-    let e = obj
-        .transaction(|t| {
-            let e = expect_code(t.delete_all(), "storage.delete_all_in_transaction");
-            assert_eq!(e.to_string(), "Cannot call deleteAll() within a transaction");
-            Ok::<_, Error>(())
-        })
-        .map(|()| ());
-    e.unwrap();
+    obj.transaction(|t| {
+        let e = expect_code(t.delete_all(), "storage.delete_all_in_transaction");
+        assert_eq!(e.to_string(), "Cannot call deleteAll() within a transaction");
+        Ok::<_, Error>(())
+    })
+    .unwrap();
     obj.transaction_sync(|s| {
         expect_code(s.delete_all(), "storage.delete_all_in_transaction");
         Ok::<_, Error>(())

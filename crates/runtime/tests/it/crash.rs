@@ -1,0 +1,166 @@
+//! Crash test: a child process makes acknowledged writes across many objects and is killed
+//! with SIGKILL at random points; after each kill, every acknowledged write must be present
+//! and no event may be partly visible.
+//!
+//! The child is this same test binary, re-run with `CAIRN_CRASH_CHILD` set so that the
+//! ignored `crash_child` test body does the writing.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use cairn_runtime::{Error, Runtime};
+use cairn_storage::ListOptions;
+
+const OBJECTS: usize = 24;
+const WRITERS: usize = 6;
+const CYCLES: u64 = 8;
+/// Upper bound on the time one cycle may take before the test fails instead of hanging.
+const CYCLE_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Child body: writes forever (until killed), printing `ACK <cycle> <object> <i>` after each
+/// event's result was returned, i.e. after it was durable.
+#[test]
+#[ignore = "run by crash_test_acknowledged_writes_survive_sigkill as a child process"]
+fn crash_child() {
+    let Ok(dir) = std::env::var("CAIRN_CRASH_CHILD") else { return };
+    let cycle: u64 = std::env::var("CAIRN_CRASH_CYCLE").ok().and_then(|c| c.parse().ok()).unwrap_or(0);
+    let rt = Runtime::builder(&dir).shards(2).open().expect("open runtime in child");
+    let out = std::sync::Arc::new(std::sync::Mutex::new(std::io::stdout()));
+    let threads: Vec<_> = (0..WRITERS)
+        .map(|w| {
+            let rt = rt.clone();
+            let out = out.clone();
+            std::thread::spawn(move || {
+                for i in 0u64.. {
+                    for o in (w..OBJECTS).step_by(WRITERS) {
+                        let obj = rt.object("crash", &format!("obj-{o}")).expect("object");
+                        obj.run_blocking(move |s| {
+                            // One event, three writes that must be all-or-nothing.
+                            s.put(&format!("a/{cycle}/{i}"), &i)?;
+                            s.put_bytes(&format!("b/{cycle}/{i}"), &i.to_le_bytes())?;
+                            s.exec("CREATE TABLE IF NOT EXISTS log(cycle INTEGER, i INTEGER)", &[])?;
+                            s.exec("INSERT INTO log VALUES (?, ?)", &[(cycle as i64).into(), (i as i64).into()])?;
+                            Ok::<_, Error>(())
+                        })
+                        .expect("write in child");
+                        use std::io::Write;
+                        let mut out = out.lock().expect("stdout lock");
+                        writeln!(out, "ACK {cycle} {o} {i}").expect("print ack");
+                        out.flush().expect("flush ack");
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        let _ = t.join();
+    }
+}
+
+/// A small deterministic generator for kill points.
+fn next_rand(state: &mut u64) -> u64 {
+    *state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    *state >> 33
+}
+
+#[test]
+fn crash_test_acknowledged_writes_survive_sigkill() -> Result<(), Error> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let exe = std::env::current_exe().expect("test binary path");
+    let mut rng = 0x5eed_u64;
+    let mut acked: BTreeMap<usize, BTreeSet<(u64, u64)>> = BTreeMap::new();
+    for cycle in 0..CYCLES {
+        let kill_after = 40 + next_rand(&mut rng) % 400;
+        let mut child = Command::new(&exe)
+            .args(["crash::crash_child", "--exact", "--include-ignored", "--nocapture", "--test-threads=1"])
+            .env("CAIRN_CRASH_CHILD", dir.path())
+            .env("CAIRN_CRASH_CYCLE", cycle.to_string())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn child");
+        let stdout = child.stdout.take().expect("child stdout");
+        let (tx, rx) = mpsc::channel();
+        let reader = std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let started = Instant::now();
+        let mut seen = 0u64;
+        while seen < kill_after {
+            let left = CYCLE_TIMEOUT.saturating_sub(started.elapsed());
+            let line = rx.recv_timeout(left).unwrap_or_else(|_| {
+                let _ = child.kill();
+                panic!("cycle {cycle}: child produced only {seen} acks in {CYCLE_TIMEOUT:?}")
+            });
+            if record_ack(&line, &mut acked) {
+                seen += 1;
+            }
+        }
+        child.kill().expect("SIGKILL the child");
+        child.wait().expect("reap the child");
+        reader.join().expect("reader thread");
+        // Acks printed before the kill are acknowledged writes too.
+        for line in rx.try_iter() {
+            record_ack(&line, &mut acked);
+        }
+        verify(dir.path(), &acked, cycle)?;
+    }
+    Ok(())
+}
+
+fn record_ack(line: &str, acked: &mut BTreeMap<usize, BTreeSet<(u64, u64)>>) -> bool {
+    let parts: Vec<&str> = line.split_whitespace().collect();
+    if let ["ACK", cycle, o, i] = parts.as_slice() {
+        if let (Ok(c), Ok(o), Ok(i)) = (cycle.parse(), o.parse(), i.parse()) {
+            acked.entry(o).or_default().insert((c, i));
+            return true;
+        }
+    }
+    false
+}
+
+fn verify(dir: &std::path::Path, acked: &BTreeMap<usize, BTreeSet<(u64, u64)>>, cycle: u64) -> Result<(), Error> {
+    let rt = Runtime::builder(dir).shards(2).open()?;
+    for o in 0..OBJECTS {
+        let obj = rt.object("crash", &format!("obj-{o}"))?;
+        let (a, b, rows) = obj.run_blocking(|s| {
+            let keys = |p: &str, s: &mut cairn_storage::ObjectStorage| -> Result<BTreeSet<(u64, u64)>, Error> {
+                Ok(s.list(&ListOptions::new().prefix(p))?
+                    .into_iter()
+                    .filter_map(|(k, _)| {
+                        let mut it = k.split('/').skip(1);
+                        Some((it.next()?.parse().ok()?, it.next()?.parse().ok()?))
+                    })
+                    .collect())
+            };
+            let a = keys("a/", s)?;
+            let b = keys("b/", s)?;
+            let has_log = s.exec("SELECT count(*) AS n FROM sqlite_master WHERE name = 'log'", &[])?.one()?.get("n").and_then(|v| v.as_i64()) == Some(1);
+            let rows: BTreeSet<(u64, u64)> = if has_log {
+                s.exec("SELECT cycle, i FROM log", &[])?
+                    .raw()
+                    .filter_map(|r| Some((u64::try_from(r.first()?.as_i64()?).ok()?, u64::try_from(r.get(1)?.as_i64()?).ok()?)))
+                    .collect()
+            } else {
+                BTreeSet::new()
+            };
+            Ok::<_, Error>((a, b, rows))
+        })?;
+        assert_eq!(a, b, "cycle {cycle}, object {o}: an event is partly visible (KV)");
+        assert_eq!(a, rows, "cycle {cycle}, object {o}: an event is partly visible (KV vs SQL)");
+        if let Some(want) = acked.get(&o) {
+            let missing: Vec<_> = want.difference(&a).collect();
+            assert!(missing.is_empty(), "cycle {cycle}, object {o}: acknowledged writes lost: {missing:?}");
+        }
+    }
+    rt.close();
+    Ok(())
+}

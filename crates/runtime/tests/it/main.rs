@@ -1,0 +1,4 @@
+//! Integration tests of the runtime: one test binary, modules per topic.
+
+mod crash;
+mod events;
