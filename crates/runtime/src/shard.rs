@@ -170,7 +170,10 @@ impl Shard {
         let options = OpenOptions {
             limits: self.config.limits_for(ns),
             clock: Arc::clone(&self.config.clock),
-            synchronous: Synchronous::Normal,
+            synchronous: match self.config.durability {
+                Durability::Fsync => Synchronous::Normal,
+                Durability::Os => Synchronous::Off,
+            },
             identity: Some((ns.to_string(), name.to_string())),
         };
         let storage = ObjectStorage::open(&path, &options)?;

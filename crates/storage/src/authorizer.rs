@@ -20,6 +20,9 @@ pub(crate) const RESERVED_PREFIXES: [&str; 2] = ["_cairn_", "_cf_"];
 pub(crate) enum Denial {
     /// `BEGIN`, `COMMIT`, `SAVEPOINT`...
     TransactionControl,
+    /// Anything else the authorizer refused. SQLite reports some of these (functions) as
+    /// plain `SQLITE_ERROR`, so the engine needs this to return [`crate::Error::SqlNotAuthorized`].
+    NotAuthorized,
 }
 
 /// Shared state between the engine and its authorizer callback.
@@ -40,9 +43,10 @@ impl AuthState {
         self.last_denial.lock().map(|mut d| d.take()).unwrap_or(None)
     }
 
+    /// Records why a statement was refused; the first reason of a statement wins.
     fn deny(&self, why: Denial) -> Authorization {
         if let Ok(mut d) = self.last_denial.lock() {
-            *d = Some(why);
+            d.get_or_insert(why);
         }
         Authorization::Deny
     }
@@ -71,10 +75,21 @@ fn authorize(state: &AuthState, ctx: AuthContext<'_>) -> Authorization {
     if state.internal.load(Ordering::Relaxed) {
         return Authorization::Allow;
     }
+    match decide(state, ctx) {
+        Authorization::Deny => state.deny(Denial::NotAuthorized),
+        other => other,
+    }
+}
+
+fn decide(state: &AuthState, ctx: AuthContext<'_>) -> Authorization {
+    use AuthAction as A;
     if !main_or_temp(ctx.database_name) {
         return Authorization::Deny;
     }
-    use AuthAction as A;
+    // Nothing may be created or changed in the temp schema (`CREATE TABLE temp.t`).
+    if ctx.database_name == Some("temp") && !matches!(ctx.action, A::Read { .. } | A::Update { .. }) {
+        return Authorization::Deny;
+    }
     match ctx.action {
         A::Transaction { .. } | A::Savepoint { .. } => state.deny(Denial::TransactionControl),
         A::Attach { .. } | A::Detach { .. } => Authorization::Deny,
@@ -97,8 +112,11 @@ fn authorize(state: &AuthState, ctx: AuthContext<'_>) -> Authorization {
         | A::CreateView { view_name: table_name }
         | A::DropView { view_name: table_name }
         | A::Insert { table_name }
-        | A::Delete { table_name }
-        | A::Analyze { table_name } => allow_if(!is_reserved(table_name)),
+        | A::Delete { table_name } => allow_if(!is_reserved(table_name)),
+        // `ANALYZE` and `PRAGMA optimize` analyze every table: skip the engine's silently
+        // (their statistics would hold samples of their rows) instead of refusing.
+        A::Analyze { table_name } if is_reserved(table_name) => Authorization::Ignore,
+        A::Analyze { .. } => Authorization::Allow,
         A::Read { table_name, .. } | A::Update { table_name, .. } => allow_if(!is_reserved(table_name)),
         A::AlterTable { table_name, .. } => allow_if(!is_reserved(table_name)),
         A::Reindex { index_name } => allow_if(!is_reserved(index_name)),
@@ -115,9 +133,17 @@ fn authorize(state: &AuthState, ctx: AuthContext<'_>) -> Authorization {
     }
 }
 
+/// The internal functions SQLite's own `ALTER TABLE` code calls (they cannot be called from
+/// user SQL directly).
+const ALTER_TABLE_FUNCTIONS: [&str; 5] =
+    ["sqlite_rename_column", "sqlite_rename_table", "sqlite_rename_test", "sqlite_drop_column", "sqlite_rename_quotefix"];
+
 /// Functions user SQL may not call: introspection of the engine and extension loading.
 fn function_allowed(name: &str) -> bool {
     let lower = name.to_ascii_lowercase();
+    if ALTER_TABLE_FUNCTIONS.contains(&lower.as_str()) {
+        return true;
+    }
     !(lower.starts_with("sqlite_")
         || lower == "load_extension"
         || lower == "fts3_tokenizer"

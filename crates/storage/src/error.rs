@@ -262,7 +262,9 @@ impl Error {
 
     /// Whether the object instance must be closed and reopened before it is used again.
     pub fn requires_reset(&self) -> bool {
-        matches!(self, Error::Critical { .. } | Error::ConstraintAtCommit { .. })
+        // `DatabaseFull` rolls back the whole open event and breaks the instance, as a critical
+        // error does.
+        matches!(self, Error::Critical { .. } | Error::ConstraintAtCommit { .. } | Error::DatabaseFull { .. })
     }
 
     pub(crate) fn internal(context: &'static str) -> impl FnOnce(rusqlite::Error) -> Error {

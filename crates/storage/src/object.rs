@@ -46,7 +46,10 @@ pub enum Synchronous {
     #[default]
     Full,
     /// Commits are written to the OS; the caller fsyncs the WAL file (group commit).
+    /// Checkpoints still sync, so the file is never corrupted by power loss.
     Normal,
+    /// Nothing is synced, not even checkpoints: survives a process crash, not power loss.
+    Off,
 }
 
 /// How to open an object file.
@@ -110,6 +113,9 @@ pub struct ObjectStorage {
     /// Alarm as committed, and as changed by the open event.
     committed_alarm: Option<i64>,
     alarm: Option<i64>,
+    /// SQL texts known to hold exactly one statement, which `exec` runs through SQLite's
+    /// prepared-statement cache. Bounded; cleared when full.
+    pub(crate) single_statement_sql: std::collections::HashSet<Box<str>>,
 }
 
 impl std::fmt::Debug for ObjectStorage {
@@ -198,6 +204,7 @@ impl ObjectStorage {
             seq_ts_ms: 0,
             committed_alarm: None,
             alarm: None,
+            single_statement_sql: std::collections::HashSet::new(),
         };
         storage.init_schema(options.identity.as_ref())?;
         Ok(storage)
@@ -332,7 +339,8 @@ impl ObjectStorage {
 
     /// Turns an error of a user SQL statement into an [`Error`].
     pub(crate) fn user_sql_error(&mut self, e: rusqlite::Error) -> Error {
-        if let Some(Denial::TransactionControl) = self.auth.take_denial() {
+        let denial = self.auth.take_denial();
+        if denial == Some(Denial::TransactionControl) {
             return Error::SqlTransactionStatement;
         }
         if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull) {
@@ -346,7 +354,10 @@ impl ObjectStorage {
             return self.break_instance(&e);
         }
         let message = sqlite_message(&e);
-        if e.sqlite_error_code() == Some(rusqlite::ErrorCode::AuthorizationForStatementDenied) {
+        // A refused function is a plain SQLITE_ERROR ("not authorized to use function: ...").
+        if denial == Some(Denial::NotAuthorized)
+            || e.sqlite_error_code() == Some(rusqlite::ErrorCode::AuthorizationForStatementDenied)
+        {
             let message = match &e {
                 rusqlite::Error::SqliteFailure(_, Some(m)) | rusqlite::Error::SqlInputError { msg: m, .. } => m.clone(),
                 _ => "not authorized".to_owned(),
@@ -354,6 +365,12 @@ impl ObjectStorage {
             return Error::SqlNotAuthorized { message };
         }
         Error::Sql { message, source: e }
+    }
+
+    /// Forgets why an earlier statement was refused; called before new user SQL is prepared,
+    /// so that a refusal whose error was not reported cannot relabel a later error.
+    pub(crate) fn forget_denial(&self) {
+        let _ = self.auth.take_denial();
     }
 
     fn break_instance(&mut self, e: &rusqlite::Error) -> Error {
@@ -824,10 +841,12 @@ fn configure(conn: &Connection, limits: &Limits, sync: Synchronous) -> Result<()
     let synchronous = match sync {
         Synchronous::Full => "FULL",
         Synchronous::Normal => "NORMAL",
+        Synchronous::Off => "OFF",
     };
     let max_pages = (limits.max_database_bytes / PAGE_SIZE).max(16);
     conn.execute_batch(&format!(
-        "PRAGMA page_size = {PAGE_SIZE};
+        "PRAGMA locking_mode = EXCLUSIVE;
+         PRAGMA page_size = {PAGE_SIZE};
          PRAGMA journal_mode = WAL;
          PRAGMA synchronous = {synchronous};
          PRAGMA cache_size = -1024;
@@ -839,7 +858,9 @@ fn configure(conn: &Connection, limits: &Limits, sync: Synchronous) -> Result<()
     let as_i32 = |v: usize| i32::try_from(v).unwrap_or(i32::MAX);
     let settings = [
         (Limit::SQLITE_LIMIT_LENGTH, as_i32(limits.max_sql_value_bytes.max(limits.max_value_bytes + limits.max_key_bytes + 64))),
-        (Limit::SQLITE_LIMIT_SQL_LENGTH, as_i32(limits.max_sql_statement_bytes)),
+        // `exec` enforces the configured SQL length and parameter limits itself; SQLite's own
+        // limits must also leave room for the engine's statements.
+        (Limit::SQLITE_LIMIT_SQL_LENGTH, as_i32(limits.max_sql_statement_bytes.max(100_000))),
         (Limit::SQLITE_LIMIT_COLUMN, 100),
         (Limit::SQLITE_LIMIT_EXPR_DEPTH, 100),
         (Limit::SQLITE_LIMIT_COMPOUND_SELECT, 5),
@@ -847,7 +868,7 @@ fn configure(conn: &Connection, limits: &Limits, sync: Synchronous) -> Result<()
         (Limit::SQLITE_LIMIT_FUNCTION_ARG, 32),
         (Limit::SQLITE_LIMIT_ATTACHED, 0),
         (Limit::SQLITE_LIMIT_LIKE_PATTERN_LENGTH, 50),
-        (Limit::SQLITE_LIMIT_VARIABLE_NUMBER, as_i32(limits.max_sql_params)),
+        (Limit::SQLITE_LIMIT_VARIABLE_NUMBER, as_i32(limits.max_sql_params.max(100))),
         (Limit::SQLITE_LIMIT_TRIGGER_DEPTH, 10),
     ];
     for (limit, value) in settings {

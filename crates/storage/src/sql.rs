@@ -24,6 +24,7 @@ impl ObjectStorage {
     /// error rolled back the event.
     pub fn exec(&mut self, sql: &str, params: &[SqlValue]) -> Result<Cursor> {
         self.check_usable()?;
+        self.forget_denial();
         let limits = Arc::clone(&self.limits);
         if sql.len() > limits.max_sql_statement_bytes {
             return Err(Error::SqlTooLong { len: sql.len(), max: limits.max_sql_statement_bytes });
@@ -41,6 +42,9 @@ impl ObjectStorage {
                 return Err(Error::SqlValueTooLarge { index: i + 1, len, max: limits.max_sql_value_bytes });
             }
         }
+        if self.single_statement_sql.contains(sql) {
+            return self.run_cached(sql, params);
+        }
         let may_write = self.in_event_txn();
         let outcome = match self.run_batch(sql, params, may_write)? {
             Outcome::NeedsWrite => {
@@ -50,7 +54,15 @@ impl ObjectStorage {
             done => done,
         };
         match outcome {
-            Outcome::Done(Some(c)) => Ok(c),
+            Outcome::Done(Some(c)) => {
+                if c.single_statement {
+                    if self.single_statement_sql.len() >= 256 {
+                        self.single_statement_sql.clear();
+                    }
+                    self.single_statement_sql.insert(sql.into());
+                }
+                Ok(c)
+            }
             Outcome::Done(None) | Outcome::NeedsWrite => Err(Error::SqlNoStatement),
         }
     }
@@ -63,6 +75,7 @@ impl ObjectStorage {
         let mut out = None;
         let mut consumed_params = false;
         let mut failure = None;
+        let mut statements = 0usize;
         {
             let conn = self.conn();
             let mut batch = Batch::new(conn, sql);
@@ -77,6 +90,7 @@ impl ObjectStorage {
                         break;
                     }
                 };
+                statements += 1;
                 let wanted = stmt.parameter_count();
                 if wanted > 0 {
                     // Only the last statement may take parameters: make sure nothing follows.
@@ -85,6 +99,14 @@ impl ObjectStorage {
                     }
                     if wanted != params.len() {
                         return Err(Error::SqlWrongParameterCount { expected: wanted, got: params.len() });
+                    }
+                } else if !params.is_empty() {
+                    // If the text is this statement alone, it is the last one and takes no
+                    // parameters: refuse before running it.
+                    let alone = conn.prepare(sql).is_ok();
+                    self.forget_denial();
+                    if alone {
+                        return Err(Error::SqlWrongParameterCount { expected: 0, got: params.len() });
                     }
                 }
                 if !may_write && !stmt.readonly() {
@@ -116,9 +138,56 @@ impl ObjectStorage {
         if !params.is_empty() && !consumed_params && out.is_some() {
             return Err(Error::SqlWrongParameterCount { expected: 0, got: params.len() });
         }
+        if let Some(c) = out.as_mut() {
+            // The loop only ends normally once the text has no statement left.
+            c.single_statement = statements == 1;
+        }
         Ok(Outcome::Done(out))
     }
+
+    /// Runs a statement known to be alone in its text through the prepared-statement cache.
+    fn run_cached(&mut self, sql: &str, params: &[SqlValue]) -> Result<Cursor> {
+        let max = self.limits.max_sql_result_bytes;
+        let mut failure = None;
+        let mut needs_write = false;
+        let mut out = None;
+        {
+            let conn = self.conn();
+            match conn.prepare_cached(sql) {
+                Err(e) => failure = Some(StatementError::Sqlite(e)),
+                Ok(mut stmt) => {
+                    let wanted = stmt.parameter_count();
+                    if wanted != params.len() {
+                        return Err(Error::SqlWrongParameterCount { expected: wanted, got: params.len() });
+                    }
+                    if !stmt.readonly() && !self.in_event_txn() {
+                        needs_write = true;
+                    } else {
+                        let before = conn.total_changes();
+                        match run_statement(&mut stmt, params, max) {
+                            Ok(mut c) => {
+                                c.rows_written = conn.total_changes().saturating_sub(before);
+                                out = Some(c);
+                            }
+                            Err(e) => failure = Some(e),
+                        }
+                    }
+                }
+            }
+        }
+        if needs_write {
+            self.begin_write()?;
+            return self.run_cached(sql, params);
+        }
+        match failure {
+            Some(StatementError::Sqlite(e)) => Err(self.user_sql_error(e)),
+            Some(StatementError::TooLarge) => Err(Error::SqlResultTooLarge { max }),
+            None => out.ok_or(Error::SqlNoStatement),
+        }
+    }
 }
+
+
 
 enum Outcome {
     Done(Option<Cursor>),
@@ -152,5 +221,5 @@ fn run_statement(stmt: &mut rusqlite::Statement<'_>, params: &[SqlValue], max_by
     }
     let scanned = u64::try_from(stmt.get_status(StatementStatus::FullscanStep)).unwrap_or(0);
     let returned = rows_out.len() as u64;
-    Ok(Cursor { columns, rows: rows_out.into_iter(), rows_read: returned.max(scanned), rows_written: 0 })
+    Ok(Cursor { columns, rows: rows_out.into_iter(), rows_read: returned.max(scanned), rows_written: 0, single_statement: false })
 }
