@@ -43,8 +43,8 @@ impl Catalog {
         )
         .map_err(catalog_err("initialize the catalog"))?;
         let wal_path = data_dir.join("catalog.db-wal");
-        let wal = std::fs::File::open(&wal_path)
-            .map_err(|source| Error::Io { context: "open the catalog WAL", source })?;
+        let wal =
+            std::fs::File::open(&wal_path).map_err(|source| Error::Io { context: "open the catalog WAL", source })?;
         Ok(Catalog { conn, wal: std::sync::Arc::new(wal) })
     }
 

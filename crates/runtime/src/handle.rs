@@ -126,7 +126,10 @@ impl ObjectRef {
     ///
     /// # Errors
     /// See [`ObjectStorage::get`].
-    pub async fn get<T: serde::de::DeserializeOwned + Send + 'static>(&self, key: impl Into<String>) -> Result<Option<T>> {
+    pub async fn get<T: serde::de::DeserializeOwned + Send + 'static>(
+        &self,
+        key: impl Into<String>,
+    ) -> Result<Option<T>> {
         let key = key.into();
         self.run(move |s| Ok(s.get::<T>(&key)?)).await
     }

@@ -15,11 +15,11 @@ use std::sync::atomic::Ordering;
 use cairn_storage::{ObjectStorage, OpenOptions, Synchronous, layout};
 use tokio::sync::mpsc;
 
+use crate::Error;
 use crate::catalog::Catalog;
 use crate::config::{Durability, RuntimeConfig};
 use crate::stats::Stats;
 use crate::syncer::{Reply, Round, SyncerHandle};
-use crate::Error;
 
 /// An event's work, type-erased: runs on the shard with the object's storage (or the error
 /// that prevented opening it) and says whether to commit and how to reply.
@@ -93,7 +93,12 @@ fn dirs_to_sync(path: &Path) -> Vec<PathBuf> {
 }
 
 impl Shard {
-    pub(crate) fn new(index: usize, config: Arc<RuntimeConfig>, syncer: SyncerHandle, stats: Arc<Stats>) -> crate::Result<Self> {
+    pub(crate) fn new(
+        index: usize,
+        config: Arc<RuntimeConfig>,
+        syncer: SyncerHandle,
+        stats: Arc<Stats>,
+    ) -> crate::Result<Self> {
         let budget = (config.max_open_objects / config.shards).max(1);
         let catalog = Catalog::open(&config.data_dir)?;
         Ok(Shard {

@@ -76,10 +76,11 @@ fn sync_files(files: &[Arc<File>], syncfs_threshold: usize, stats: &Stats) -> Re
     }
     stats.synced_files.fetch_add(files.len() as u64, Ordering::Relaxed);
     if files.len() > syncfs_threshold
-        && let Some(first) = files.first() {
-            stats.syncfs_calls.fetch_add(1, Ordering::Relaxed);
-            return rustix::fs::syncfs(first.as_ref()).map_err(|e| Error::durability("syncfs", &e.into()));
-        }
+        && let Some(first) = files.first()
+    {
+        stats.syncfs_calls.fetch_add(1, Ordering::Relaxed);
+        return rustix::fs::syncfs(first.as_ref()).map_err(|e| Error::durability("syncfs", &e.into()));
+    }
     for f in files {
         stats.fdatasync_calls.fetch_add(1, Ordering::Relaxed);
         f.sync_data().map_err(|e| Error::durability("fdatasync", &e))?;

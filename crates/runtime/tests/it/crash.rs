@@ -118,11 +118,11 @@ fn crash_test_acknowledged_writes_survive_sigkill() -> Result<(), Error> {
 
 fn record_ack(line: &str, acked: &mut BTreeMap<usize, BTreeSet<(u64, u64)>>) -> bool {
     let parts: Vec<&str> = line.split_whitespace().collect();
-    if let ["ACK", cycle, o, i] = parts.as_slice() {
-        if let (Ok(c), Ok(o), Ok(i)) = (cycle.parse(), o.parse(), i.parse()) {
-            acked.entry(o).or_default().insert((c, i));
-            return true;
-        }
+    if let ["ACK", cycle, o, i] = parts.as_slice()
+        && let (Ok(c), Ok(o), Ok(i)) = (cycle.parse(), o.parse(), i.parse())
+    {
+        acked.entry(o).or_default().insert((c, i));
+        return true;
     }
     false
 }
@@ -143,11 +143,18 @@ fn verify(dir: &std::path::Path, acked: &BTreeMap<usize, BTreeSet<(u64, u64)>>, 
             };
             let a = keys("a/", s)?;
             let b = keys("b/", s)?;
-            let has_log = s.exec("SELECT count(*) AS n FROM sqlite_master WHERE name = 'log'", &[])?.one()?.get("n").and_then(|v| v.as_i64()) == Some(1);
+            let has_log = s
+                .exec("SELECT count(*) AS n FROM sqlite_master WHERE name = 'log'", &[])?
+                .one()?
+                .get("n")
+                .and_then(|v| v.as_i64())
+                == Some(1);
             let rows: BTreeSet<(u64, u64)> = if has_log {
                 s.exec("SELECT cycle, i FROM log", &[])?
                     .raw()
-                    .filter_map(|r| Some((u64::try_from(r.first()?.as_i64()?).ok()?, u64::try_from(r.get(1)?.as_i64()?).ok()?)))
+                    .filter_map(|r| {
+                        Some((u64::try_from(r.first()?.as_i64()?).ok()?, u64::try_from(r.get(1)?.as_i64()?).ok()?))
+                    })
                     .collect()
             } else {
                 BTreeSet::new()

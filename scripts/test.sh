@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Runs every test of the workspace: formatting, lints, unit, integration, crash and doc tests.
+# This is the README's test command; .ci/run calls it. It installs what the tests need.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! cargo nextest --version >/dev/null 2>&1; then
+  cargo install cargo-nextest --locked
+fi
+
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --quiet
+cargo nextest run --workspace --locked --no-fail-fast
+cargo test --doc --workspace --locked
