@@ -341,7 +341,11 @@ pub fn storage(opts: &StorageBenchOptions, mut report: impl FnMut(&Figure)) -> a
                 for i in 0..n {
                     st.exec(
                         "INSERT INTO items(id, name, qty) VALUES (?, ?, ?)",
-                        &[SqlValue::Integer(i as i64), SqlValue::Text(format!("item {i}")), SqlValue::Integer((i % 97) as i64)],
+                        &[
+                            SqlValue::Integer(i as i64),
+                            SqlValue::Text(format!("item {i}")),
+                            SqlValue::Integer((i % 97) as i64),
+                        ],
                     )?;
                 }
                 Ok::<_, RtError>(())
@@ -355,7 +359,10 @@ pub fn storage(opts: &StorageBenchOptions, mut report: impl FnMut(&Figure)) -> a
                 .run_blocking(move |st| {
                     let t = Instant::now();
                     for i in 0..n {
-                        let c = st.exec("SELECT name, qty FROM items WHERE id = ?", &[SqlValue::Integer(((i * 7919) % n) as i64)])?;
+                        let c = st.exec(
+                            "SELECT name, qty FROM items WHERE id = ?",
+                            &[SqlValue::Integer(((i * 7919) % n) as i64)],
+                        )?;
                         std::hint::black_box(c.one()?);
                     }
                     Ok::<_, RtError>(t.elapsed())
@@ -394,7 +401,13 @@ pub fn storage(opts: &StorageBenchOptions, mut report: impl FnMut(&Figure)) -> a
             anchor_insert,
             None,
         ));
-        emit(Figure::new("sql_point_select_10k", cairn_select, "rusqlite cached prepared point select", anchor_select, None));
+        emit(Figure::new(
+            "sql_point_select_10k",
+            cairn_select,
+            "rusqlite cached prepared point select",
+            anchor_select,
+            None,
+        ));
     }
     rt.close();
 
@@ -427,7 +440,8 @@ fn memory_figure(root: &Path, objects: usize, open: usize) -> anyhow::Result<Fig
             std::thread::spawn(move || -> anyhow::Result<()> {
                 for o in (w..objects).step_by(4) {
                     let obj = rt.object("memory", &format!("object-{o}")).map_err(rt_err)?;
-                    obj.run_blocking(move |st| Ok::<_, RtError>(st.put_bytes("state", &value100(o))?)).map_err(rt_err)?;
+                    obj.run_blocking(move |st| Ok::<_, RtError>(st.put_bytes("state", &value100(o))?))
+                        .map_err(rt_err)?;
                 }
                 Ok(())
             })
@@ -440,7 +454,8 @@ fn memory_figure(root: &Path, objects: usize, open: usize) -> anyhow::Result<Fig
     let stats = rt.stats();
     let rss_after = rss_bytes().unwrap_or(0);
     rt.close();
-    let mut f = Figure::new("memory_objects_created_and_open", created_per_sec, "none (objects created per second)", 0.0, None);
+    let mut f =
+        Figure::new("memory_objects_created_and_open", created_per_sec, "none (objects created per second)", 0.0, None);
     f.extra.insert("objects_created".into(), objects.into());
     f.extra.insert("open_objects".into(), stats.open_objects.into());
     f.extra.insert("evictions".into(), stats.evictions.into());

@@ -48,7 +48,12 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Bench { which: Bench::Storage { dir, scale, objects, open } } => {
-            let opts = cairn_bench::StorageBenchOptions { dir: dir.clone(), scale, memory_objects: objects, memory_open: open };
+            let opts = cairn_bench::StorageBenchOptions {
+                dir: dir.clone(),
+                scale,
+                memory_objects: objects,
+                memory_open: open,
+            };
             cairn_bench::storage(&opts, |figure| {
                 #[allow(clippy::print_stdout)]
                 {

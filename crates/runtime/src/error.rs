@@ -34,6 +34,13 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// The commit log could not be replayed: a gap between an object's file and its log, or a
+    /// replay that does not end where the log does. The data directory needs attention.
+    #[error("recovery from the commit log failed: {message}")]
+    Recovery {
+        /// What is inconsistent.
+        message: String,
+    },
     /// The node catalog failed.
     #[error("catalog failure while trying to {context}: {source}")]
     Catalog {
@@ -55,6 +62,7 @@ impl Error {
             Error::Durability { .. } => "runtime.durability_failure",
             Error::Io { .. } => "runtime.io",
             Error::Catalog { .. } => "runtime.catalog",
+            Error::Recovery { .. } => "runtime.recovery_failed",
         }
     }
 

@@ -31,6 +31,7 @@ mod catalog;
 mod config;
 mod error;
 mod handle;
+mod log;
 mod shard;
 mod stats;
 mod syncer;
@@ -89,6 +90,15 @@ impl Runtime {
     fn start(config: RuntimeConfig) -> Result<Runtime> {
         std::fs::create_dir_all(config.data_dir.join("objects"))
             .map_err(|source| Error::Io { context: "create the data directory", source })?;
+        let recovery = log::recover(&config.data_dir)?;
+        if recovery.segments > 0 {
+            tracing::info!(
+                segments = recovery.segments,
+                records = recovery.records,
+                objects_repaired = recovery.objects_repaired,
+                "replayed the commit log"
+            );
+        }
         let config = Arc::new(config);
         let stats = Arc::new(Stats::default());
         let catalog = Catalog::open(&config.data_dir)?;

@@ -8,7 +8,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -18,6 +17,7 @@ use tokio::sync::mpsc;
 use crate::Error;
 use crate::catalog::Catalog;
 use crate::config::{Durability, RuntimeConfig};
+use crate::log::CommitLog;
 use crate::stats::Stats;
 use crate::syncer::{Reply, Round, SyncerHandle};
 
@@ -46,12 +46,9 @@ struct Slot {
     storage: ObjectStorage,
     ns: Arc<str>,
     name: Arc<str>,
-    /// The object's WAL file, kept open so that the durability stage can fsync it.
-    wal: Arc<File>,
-    /// Directories whose entries must be made durable with the object's first write after it
-    /// was opened: SQLite creates the WAL file anew on every open (and the database file and
-    /// its directories when the object is new).
-    dirs: Vec<Arc<File>>,
+    /// The frames that created the object file in this open, logged with its first commit
+    /// (an object that is never written leaves no trace).
+    pending_creation: Option<Vec<u8>>,
     /// Tick of the last use, the key of this slot in the LRU index.
     last_used: u64,
     /// Id of the last round in which this object committed.
@@ -67,6 +64,8 @@ pub(crate) struct Shard {
     tick: u64,
     budget: usize,
     catalog: Catalog,
+    /// The commit log, with [`Durability::Fsync`].
+    log: Option<CommitLog>,
     syncer: SyncerHandle,
     stats: Arc<Stats>,
     /// Id of the round being filled.
@@ -75,21 +74,6 @@ pub(crate) struct Shard {
 
 fn key_of(ns: &str, name: &str) -> Box<str> {
     format!("{ns}\0{name}").into_boxed_str()
-}
-
-/// The directories that must be fsynced for a new file at `path` to be durable: its parent,
-/// and every directory that does not exist yet together with the first existing ancestor.
-fn dirs_to_sync(path: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut dir = path.parent();
-    while let Some(d) = dir {
-        out.push(d.to_path_buf());
-        if d.exists() {
-            break;
-        }
-        dir = d.parent();
-    }
-    out
 }
 
 impl Shard {
@@ -101,7 +85,12 @@ impl Shard {
     ) -> crate::Result<Self> {
         let budget = (config.max_open_objects / config.shards).max(1);
         let catalog = Catalog::open(&config.data_dir)?;
+        let log = match config.durability {
+            Durability::Fsync => Some(CommitLog::create(&config.data_dir, index)?),
+            Durability::Os => None,
+        };
         Ok(Shard {
+            log,
             index,
             config,
             objects: HashMap::new(),
@@ -138,6 +127,7 @@ impl Shard {
             }
             self.submit(round);
             self.evict_over_budget();
+            self.rotate_log_if_full();
         }
         let keys: Vec<Box<str>> = self.objects.keys().cloned().collect();
         for k in keys {
@@ -145,7 +135,21 @@ impl Shard {
         }
     }
 
-    fn submit(&mut self, round: Round) {
+    fn submit(&mut self, mut round: Round) {
+        if let Some(log) = self.log.as_mut() {
+            match log.flush() {
+                Ok(Some(file)) => round.files.push(file),
+                Ok(None) => {}
+                Err(e) => {
+                    // The round's records did not reach the log: nothing in it is durable.
+                    self.syncer.durable.poisoned.store(true, Ordering::SeqCst);
+                    for reply in round.replies.drain(..) {
+                        reply(Some(e.duplicate()));
+                    }
+                    return;
+                }
+            }
+        }
         if round.files.is_empty() && round.replies.is_empty() {
             return;
         }
@@ -171,7 +175,6 @@ impl Shard {
             return Ok(key);
         }
         let path = layout::object_path(&self.config.data_dir, ns, name);
-        let dir_paths = dirs_to_sync(&path);
         let options = OpenOptions {
             limits: self.config.limits_for(ns),
             clock: Arc::clone(&self.config.clock),
@@ -181,13 +184,14 @@ impl Shard {
             },
             identity: Some((ns.to_string(), name.to_string())),
         };
-        let storage = ObjectStorage::open(&path, &options)?;
-        let wal_path = PathBuf::from(format!("{}-wal", path.display()));
-        let wal = File::open(&wal_path).map_err(|source| Error::Io { context: "open an object's WAL file", source })?;
-        let mut dirs = Vec::with_capacity(dir_paths.len());
-        for d in dir_paths {
-            let f = File::open(&d).map_err(|source| Error::Io { context: "open an object directory", source })?;
-            dirs.push(Arc::new(f));
+        let mut storage = ObjectStorage::open(&path, &options)?;
+        let mut pending_creation = None;
+        if self.log.is_some() {
+            storage.enable_change_capture();
+            let frames = storage.take_changes()?;
+            if !frames.is_empty() {
+                pending_creation = Some(frames);
+            }
         }
         self.stats.objects_opened.fetch_add(1, Ordering::Relaxed);
         self.stats.open_objects.fetch_add(1, Ordering::Relaxed);
@@ -195,8 +199,7 @@ impl Shard {
             storage,
             ns: Arc::clone(ns),
             name: Arc::clone(name),
-            wal: Arc::new(wal),
-            dirs,
+            pending_creation,
             last_used: self.tick,
             last_write_round: 0,
         };
@@ -256,9 +259,14 @@ impl Shard {
                         }
                     }
                     slot.last_write_round = round.id;
+                    if let Some(log) = self.log.as_mut()
+                        && let Err(e) = log_commit(log, slot, info.seq)
+                    {
+                        self.syncer.durable.poisoned.store(true, Ordering::SeqCst);
+                        reply(Some(e));
+                        return;
+                    }
                     if fsync {
-                        round.files.push(Arc::clone(&slot.wal));
-                        round.files.append(&mut slot.dirs);
                         if catalog_touched {
                             round.files.push(Arc::clone(self.catalog.wal()));
                         }
@@ -293,6 +301,25 @@ impl Shard {
         }
     }
 
+    /// Starts a new log segment once the current one is full. Every commit in the old segment
+    /// is made durable in the object files first: one `syncfs` writes back the open objects'
+    /// WALs and the directory entries of new files (closed objects were synced on close).
+    fn rotate_log_if_full(&mut self) {
+        let Some(log) = self.log.as_mut() else { return };
+        if !log.is_full() {
+            return;
+        }
+        let synced = File::open(&self.config.data_dir).and_then(|d| rustix::fs::syncfs(&d).map_err(Into::into));
+        if let Err(e) = synced {
+            tracing::error!(error = %e, "failed to sync the data directory before rotating the commit log");
+            self.syncer.durable.poisoned.store(true, Ordering::SeqCst);
+            return;
+        }
+        if let Err(e) = log.rotate() {
+            tracing::error!(error = %e, "failed to rotate the commit log");
+        }
+    }
+
     fn evict_over_budget(&mut self) {
         while self.objects.len() > self.budget {
             let Some((_, key)) = self.lru.pop_first() else { break };
@@ -317,6 +344,18 @@ impl Shard {
             }
         }
     }
+}
+
+/// Appends a commit's change record (preceded, for a new object, by its creation record) to
+/// the log, then checkpoints the object's WAL if it has grown large.
+fn log_commit(log: &mut CommitLog, slot: &mut Slot, seq: u64) -> Result<(), Error> {
+    if let Some(creation) = slot.pending_creation.take() {
+        log.append(&slot.ns, &slot.name, 0, &creation);
+    }
+    let frames = slot.storage.take_changes()?;
+    log.append(&slot.ns, &slot.name, seq, &frames);
+    slot.storage.checkpoint_if_needed(cairn_storage::changes::WAL_CHECKPOINT_FRAMES)?;
+    Ok(())
 }
 
 /// Writes an alarm that moves earlier (or appears) to the node's alarm index before the

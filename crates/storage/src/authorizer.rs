@@ -58,9 +58,9 @@ pub(crate) fn install(conn: &mut rusqlite::Connection, state: Arc<AuthState>) ->
 }
 
 fn is_reserved(name: &str) -> bool {
-    RESERVED_PREFIXES.iter().any(|p| {
-        name.len() >= p.len() && name.as_bytes()[..p.len()].eq_ignore_ascii_case(p.as_bytes())
-    })
+    RESERVED_PREFIXES
+        .iter()
+        .any(|p| name.len() >= p.len() && name.as_bytes()[..p.len()].eq_ignore_ascii_case(p.as_bytes()))
 }
 
 fn main_or_temp(db: Option<&str>) -> bool {
@@ -83,11 +83,17 @@ fn authorize(state: &AuthState, ctx: AuthContext<'_>) -> Authorization {
 
 fn decide(state: &AuthState, ctx: AuthContext<'_>) -> Authorization {
     use AuthAction as A;
-    if !main_or_temp(ctx.database_name) {
+    // For ALTER TABLE, SQLite passes the schema in the action's first argument and the column
+    // of DROP COLUMN in the database-name slot.
+    let database = match ctx.action {
+        A::AlterTable { database_name, .. } => Some(database_name),
+        _ => ctx.database_name,
+    };
+    if !main_or_temp(database) {
         return Authorization::Deny;
     }
     // Nothing may be created or changed in the temp schema (`CREATE TABLE temp.t`).
-    if ctx.database_name == Some("temp") && !matches!(ctx.action, A::Read { .. } | A::Update { .. }) {
+    if database == Some("temp") && !matches!(ctx.action, A::Read { .. } | A::Update { .. }) {
         return Authorization::Deny;
     }
     match ctx.action {
@@ -121,9 +127,8 @@ fn decide(state: &AuthState, ctx: AuthContext<'_>) -> Authorization {
         A::AlterTable { table_name, .. } => allow_if(!is_reserved(table_name)),
         A::Reindex { index_name } => allow_if(!is_reserved(index_name)),
         A::CreateVtable { table_name, module_name } | A::DropVtable { table_name, module_name } => {
-            let module_ok = ["fts5", "fts5vocab", "rtree", "rtree_i32"]
-                .iter()
-                .any(|m| m.eq_ignore_ascii_case(module_name));
+            let module_ok =
+                ["fts5", "fts5vocab", "rtree", "rtree_i32"].iter().any(|m| m.eq_ignore_ascii_case(module_name));
             allow_if(module_ok && !is_reserved(table_name))
         }
         A::Function { function_name } => allow_if(function_allowed(function_name)),
@@ -135,8 +140,13 @@ fn decide(state: &AuthState, ctx: AuthContext<'_>) -> Authorization {
 
 /// The internal functions SQLite's own `ALTER TABLE` code calls (they cannot be called from
 /// user SQL directly).
-const ALTER_TABLE_FUNCTIONS: [&str; 5] =
-    ["sqlite_rename_column", "sqlite_rename_table", "sqlite_rename_test", "sqlite_drop_column", "sqlite_rename_quotefix"];
+const ALTER_TABLE_FUNCTIONS: [&str; 5] = [
+    "sqlite_rename_column",
+    "sqlite_rename_table",
+    "sqlite_rename_test",
+    "sqlite_drop_column",
+    "sqlite_rename_quotefix",
+];
 
 /// Functions user SQL may not call: introspection of the engine and extension loading.
 fn function_allowed(name: &str) -> bool {

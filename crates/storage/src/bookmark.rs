@@ -18,13 +18,7 @@ pub struct Bookmark {
 
 impl fmt::Display for Bookmark {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{:08x}-{:08x}-00000000-{:032x}",
-            self.seq >> 32,
-            self.seq & 0xffff_ffff,
-            self.timestamp_ms
-        )
+        write!(f, "{:08x}-{:08x}-00000000-{:032x}", self.seq >> 32, self.seq & 0xffff_ffff, self.timestamp_ms)
     }
 }
 

@@ -93,9 +93,7 @@ pub enum Error {
         got: usize,
     },
     /// Parameters were given to a multi-statement query whose non-last statement has parameters.
-    #[error(
-        "When executing multiple SQL statements in a single call, only the last statement can have parameters."
-    )]
+    #[error("When executing multiple SQL statements in a single call, only the last statement can have parameters.")]
     SqlParamsNotLast,
     /// The SQL text contained no statement.
     #[error("SQL code did not contain a statement.")]
@@ -253,10 +251,7 @@ impl Error {
     pub fn is_user_error(&self) -> bool {
         !matches!(
             self,
-            Error::Critical { .. }
-                | Error::Internal { .. }
-                | Error::Io { .. }
-                | Error::UnsupportedFormat { .. }
+            Error::Critical { .. } | Error::Internal { .. } | Error::Io { .. } | Error::UnsupportedFormat { .. }
         )
     }
 

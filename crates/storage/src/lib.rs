@@ -28,6 +28,7 @@
 
 mod authorizer;
 mod bookmark;
+pub mod changes;
 mod clock;
 mod error;
 pub mod layout;

@@ -81,9 +81,10 @@ impl ListOptions {
             }
             let prefix_end = prefix_successor(prefix);
             if let Some(pe) = &prefix_end
-                && start.as_slice() >= pe.as_slice() {
-                    return Ok(None);
-                }
+                && start.as_slice() >= pe.as_slice()
+            {
+                return Ok(None);
+            }
             match &end {
                 Some(e) if e.as_slice() <= prefix => return Ok(None),
                 Some(e) if e.starts_with(prefix) => {}
@@ -91,9 +92,10 @@ impl ListOptions {
             }
         }
         if let Some(e) = &end
-            && e.as_slice() <= start.as_slice() {
-                return Ok(None);
-            }
+            && e.as_slice() <= start.as_slice()
+        {
+            return Ok(None);
+        }
         Ok(Some(KeyRange { start, end, reverse: self.reverse, limit: self.limit }))
     }
 }

@@ -116,6 +116,14 @@ pub struct ObjectStorage {
     /// SQL texts known to hold exactly one statement, which `exec` runs through SQLite's
     /// prepared-statement cache. Bounded; cleared when full.
     pub(crate) single_statement_sql: std::collections::HashSet<Box<str>>,
+    /// WAL frame count after the last commit, kept by the WAL hook.
+    pub(crate) frames: Arc<crate::changes::FrameCounter>,
+    /// Whether commits' frames are captured for the commit log.
+    pub(crate) capture: bool,
+    /// WAL frames already returned by `take_changes`.
+    pub(crate) captured_frames: u32,
+    /// Read handle on the WAL file, for change capture.
+    pub(crate) wal_file: Option<std::fs::File>,
 }
 
 impl std::fmt::Debug for ObjectStorage {
@@ -129,7 +137,14 @@ fn is_critical(e: &rusqlite::Error) -> bool {
     use rusqlite::ErrorCode as C;
     matches!(
         e.sqlite_error_code(),
-        Some(C::DiskFull | C::SystemIoFailure | C::OutOfMemory | C::OperationInterrupted | C::DatabaseCorrupt | C::NotADatabase)
+        Some(
+            C::DiskFull
+                | C::SystemIoFailure
+                | C::OutOfMemory
+                | C::OperationInterrupted
+                | C::DatabaseCorrupt
+                | C::NotADatabase
+        )
     )
 }
 
@@ -190,6 +205,9 @@ impl ObjectStorage {
         configure(&conn, &limits, options.synchronous)?;
         let auth = Arc::new(AuthState::default());
         authorizer::install(&mut conn, Arc::clone(&auth)).map_err(Error::internal("install the SQL authorizer"))?;
+        let frames = Arc::new(crate::changes::FrameCounter::default());
+        crate::changes::install_hook(&mut conn, Arc::clone(&frames))
+            .map_err(Error::internal("install the WAL hook"))?;
         let mut storage = ObjectStorage {
             conn,
             auth,
@@ -205,7 +223,16 @@ impl ObjectStorage {
             committed_alarm: None,
             alarm: None,
             single_statement_sql: std::collections::HashSet::new(),
+            frames,
+            capture: false,
+            captured_frames: 0,
+            wal_file: None,
         };
+        // Fold whatever a previous process left in the WAL into the database file, so that
+        // frame counting (and change capture) starts from an empty WAL.
+        storage
+            .internal(|c| c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get::<_, i64>(0)))
+            .map_err(Error::internal("checkpoint the WAL on open"))?;
         storage.init_schema(options.identity.as_ref())?;
         Ok(storage)
     }
@@ -320,8 +347,7 @@ impl ObjectStorage {
     pub(crate) fn begin_write(&mut self) -> Result<()> {
         self.check_usable()?;
         if !self.in_event_txn {
-            self.internal(|c| c.execute_batch("BEGIN IMMEDIATE"))
-                .map_err(|e| self.fail(e, "begin a transaction"))?;
+            self.internal(|c| c.execute_batch("BEGIN IMMEDIATE")).map_err(|e| self.fail(e, "begin a transaction"))?;
             self.in_event_txn = true;
         }
         self.dirty = true;
@@ -443,6 +469,10 @@ impl ObjectStorage {
         self.seq_ts_ms = ts;
         let alarm_change = (self.alarm != self.committed_alarm).then_some(self.alarm);
         self.committed_alarm = self.alarm;
+        if !self.capture {
+            // With capture on, the runtime checkpoints after reading the commit's frames.
+            self.checkpoint_if_needed(crate::changes::WAL_CHECKPOINT_FRAMES)?;
+        }
         Ok(Some(CommitInfo { seq, timestamp_ms: ts, alarm_change }))
     }
 
@@ -712,7 +742,11 @@ impl ObjectStorage {
             c.execute_batch("PRAGMA defer_foreign_keys = ON")?;
             for (ty, name) in objects {
                 let quoted = name.replace('"', "\"\"");
-                let sql = if ty == "view" { format!("DROP VIEW IF EXISTS \"{quoted}\"") } else { format!("DROP TABLE IF EXISTS \"{quoted}\"") };
+                let sql = if ty == "view" {
+                    format!("DROP VIEW IF EXISTS \"{quoted}\"")
+                } else {
+                    format!("DROP TABLE IF EXISTS \"{quoted}\"")
+                };
                 if let Err(e) = c.execute_batch(&sql) {
                     // A virtual table's shadow tables disappear with it.
                     if !matches!(e.sqlite_error_code(), Some(rusqlite::ErrorCode::Unknown)) {
@@ -853,11 +887,13 @@ fn configure(conn: &Connection, limits: &Limits, sync: Synchronous) -> Result<()
          PRAGMA max_page_count = {max_pages};"
     ))
     .map_err(Error::internal("configure the object file"))?;
-    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_DEFENSIVE, true)
-        .map_err(Error::internal("enable defensive mode"))?;
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_DEFENSIVE, true).map_err(Error::internal("enable defensive mode"))?;
     let as_i32 = |v: usize| i32::try_from(v).unwrap_or(i32::MAX);
     let settings = [
-        (Limit::SQLITE_LIMIT_LENGTH, as_i32(limits.max_sql_value_bytes.max(limits.max_value_bytes + limits.max_key_bytes + 64))),
+        (
+            Limit::SQLITE_LIMIT_LENGTH,
+            as_i32(limits.max_sql_value_bytes.max(limits.max_value_bytes + limits.max_key_bytes + 64)),
+        ),
         // `exec` enforces the configured SQL length and parameter limits itself; SQLite's own
         // limits must also leave room for the engine's statements.
         (Limit::SQLITE_LIMIT_SQL_LENGTH, as_i32(limits.max_sql_statement_bytes.max(100_000))),

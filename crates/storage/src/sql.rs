@@ -187,8 +187,6 @@ impl ObjectStorage {
     }
 }
 
-
-
 enum Outcome {
     Done(Option<Cursor>),
     NeedsWrite,
@@ -199,7 +197,11 @@ enum StatementError {
     TooLarge,
 }
 
-fn run_statement(stmt: &mut rusqlite::Statement<'_>, params: &[SqlValue], max_bytes: usize) -> Result<Cursor, StatementError> {
+fn run_statement(
+    stmt: &mut rusqlite::Statement<'_>,
+    params: &[SqlValue],
+    max_bytes: usize,
+) -> Result<Cursor, StatementError> {
     let columns: Arc<[String]> = stmt.column_names().map(str::to_owned).collect();
     let ncol = columns.len();
     let mut rows_out = Vec::new();
@@ -221,5 +223,11 @@ fn run_statement(stmt: &mut rusqlite::Statement<'_>, params: &[SqlValue], max_by
     }
     let scanned = u64::try_from(stmt.get_status(StatementStatus::FullscanStep)).unwrap_or(0);
     let returned = rows_out.len() as u64;
-    Ok(Cursor { columns, rows: rows_out.into_iter(), rows_read: returned.max(scanned), rows_written: 0, single_statement: false })
+    Ok(Cursor {
+        columns,
+        rows: rows_out.into_iter(),
+        rows_read: returned.max(scanned),
+        rows_written: 0,
+        single_statement: false,
+    })
 }

@@ -59,7 +59,12 @@ impl ObjectStorage {
     }
 }
 
-fn finish<R, E: From<Error>>(s: &mut ObjectStorage, savepoint: &str, result: Result<R, E>, rolled_back: bool) -> Result<R, E> {
+fn finish<R, E: From<Error>>(
+    s: &mut ObjectStorage,
+    savepoint: &str,
+    result: Result<R, E>,
+    rolled_back: bool,
+) -> Result<R, E> {
     if s.is_broken() {
         // SQLite already rolled back the whole event; nothing to release.
         return match result {

@@ -23,9 +23,7 @@ impl Value {
     /// # Errors
     /// [`Error::Serde`] if serialization fails.
     pub fn from_serde<T: serde::Serialize + ?Sized>(key: &str, value: &T) -> Result<Self> {
-        serde_json::to_value(value)
-            .map(Value::Json)
-            .map_err(|source| Error::Serde { key: key.to_owned(), source })
+        serde_json::to_value(value).map(Value::Json).map_err(|source| Error::Serde { key: key.to_owned(), source })
     }
 
     /// Deserializes a JSON value into `T`. Raw bytes deserialize as a byte sequence.
@@ -69,8 +67,7 @@ impl Value {
     /// Encodes a serde value directly, without building a `serde_json::Value` first.
     pub(crate) fn encode_serde<T: serde::Serialize + ?Sized>(key: &str, value: &T) -> Result<Vec<u8>> {
         let mut out = vec![TAG_JSON];
-        serde_json::to_writer(&mut out, value)
-            .map_err(|source| Error::Serde { key: key.to_owned(), source })?;
+        serde_json::to_writer(&mut out, value).map_err(|source| Error::Serde { key: key.to_owned(), source })?;
         Ok(out)
     }
 

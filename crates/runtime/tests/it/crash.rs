@@ -2,6 +2,10 @@
 //! with SIGKILL at random points; after each kill, every acknowledged write must be present
 //! and no event may be partly visible.
 //!
+//! After each kill, the test also plays power loss: for some objects it deletes the WAL file
+//! (their commits since the last checkpoint never reached the disk) or cuts it at a random
+//! point (a torn write). Only the commit log can bring those commits back.
+//!
 //! The child is this same test binary, re-run with `CAIRN_CRASH_CHILD` set so that the
 //! ignored `crash_child` test body does the writing.
 
@@ -111,9 +115,27 @@ fn crash_test_acknowledged_writes_survive_sigkill() -> Result<(), Error> {
         for line in rx.try_iter() {
             record_ack(&line, &mut acked);
         }
+        lose_unsynced_wal_data(dir.path(), &mut rng);
         verify(dir.path(), &acked, cycle)?;
     }
     Ok(())
+}
+
+/// Simulates power loss for the objects' files, which Cairn never fsyncs on commit.
+fn lose_unsynced_wal_data(dir: &std::path::Path, rng: &mut u64) {
+    for o in 0..OBJECTS {
+        let db = cairn_storage::layout::object_path(dir, "crash", &format!("obj-{o}"));
+        let wal = std::path::PathBuf::from(format!("{}-wal", db.display()));
+        let Ok(meta) = std::fs::metadata(&wal) else { continue };
+        match next_rand(rng) % 3 {
+            0 => std::fs::remove_file(&wal).expect("remove a WAL file"),
+            1 => {
+                let cut = next_rand(rng) % (meta.len() + 1);
+                std::fs::OpenOptions::new().write(true).open(&wal).and_then(|f| f.set_len(cut)).expect("cut a WAL file");
+            }
+            _ => {}
+        }
+    }
 }
 
 fn record_ack(line: &str, acked: &mut BTreeMap<usize, BTreeSet<(u64, u64)>>) -> bool {

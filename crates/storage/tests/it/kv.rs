@@ -181,9 +181,7 @@ fn get_many_returns_only_present_keys_sorted_and_deduplicated() {
 #[test]
 fn put_many_writes_every_pair_atomically_and_the_last_duplicate_wins() {
     let mut obj = Obj::new();
-    obj.commit_event(|s| {
-        s.put_many(&[("a", j(json!(1))), ("b", Value::Bytes(vec![2])), ("a", j(json!(3)))])
-    });
+    obj.commit_event(|s| s.put_many(&[("a", j(json!(1))), ("b", Value::Bytes(vec![2])), ("a", j(json!(3)))]));
     assert_eq!(obj.get_value("a").unwrap(), Some(j(json!(3))));
     assert_eq!(obj.get_value("b").unwrap(), Some(Value::Bytes(vec![2])));
     obj.commit_event(|s| s.put_many::<&str>(&[]));
@@ -230,10 +228,12 @@ fn update_reads_modifies_and_writes_the_value() {
     let second = obj.commit_event(|s| s.update("counter", 10_i64, |n| n * 2));
     assert_eq!(second, 22);
     assert_eq!(obj.get::<i64>("counter").unwrap(), Some(22));
-    let list = obj.commit_event(|s| s.update("list", Vec::<String>::new(), |mut v| {
-        v.push("x".into());
-        v
-    }));
+    let list = obj.commit_event(|s| {
+        s.update("list", Vec::<String>::new(), |mut v| {
+            v.push("x".into());
+            v
+        })
+    });
     assert_eq!(list, ["x"]);
 }
 
@@ -366,7 +366,13 @@ fn delete_all_on_an_empty_object_succeeds() {
     let mut obj = Obj::new();
     obj.commit_event(|s| s.delete_all());
     assert!(all_keys(&mut obj).is_empty());
-    assert_eq!(int(&mut obj, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name NOT LIKE '\\_cairn\\_%' ESCAPE '\\'"), 0);
+    assert_eq!(
+        int(
+            &mut obj,
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name NOT LIKE '\\_cairn\\_%' ESCAPE '\\'"
+        ),
+        0
+    );
 }
 
 #[test]

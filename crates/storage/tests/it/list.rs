@@ -40,10 +40,8 @@ fn list_start_is_inclusive_and_end_is_exclusive() {
 #[test]
 fn list_with_start_and_start_after_is_rejected() {
     let mut obj = seeded();
-    let e = expect_code(
-        obj.list(&ListOptions::new().start("a").start_after("b")),
-        "storage.list_start_and_start_after",
-    );
+    let e =
+        expect_code(obj.list(&ListOptions::new().start("a").start_after("b")), "storage.list_start_and_start_after");
     assert_eq!(e.to_string(), "list() cannot be called with both start and startAfter values.");
 }
 

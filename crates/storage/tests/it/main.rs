@@ -18,7 +18,7 @@ mod sql;
 mod transactions;
 
 use std::ops::{Deref, DerefMut};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use cairn_storage::{Limits, ListOptions, ManualClock, ObjectStorage, OpenOptions, SqlValue, Value};
@@ -57,7 +57,13 @@ impl Obj {
 
     /// Closes the object (dropping any uncommitted event) and opens its file again.
     pub(crate) fn reopen(&mut self) {
+        self.while_closed(|_| {});
+    }
+
+    /// Closes the object, runs `f` on its file, and opens it again.
+    pub(crate) fn while_closed(&mut self, f: impl FnOnce(&Path)) {
         drop(self.storage.take());
+        f(&self.path);
         self.storage = Some(ObjectStorage::open(&self.path, &self.options).expect("reopen the object"));
     }
 

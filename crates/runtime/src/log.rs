@@ -1,0 +1,273 @@
+//! The shard commit log: the change records of every commit, appended by the shard and made
+//! durable with one `fdatasync` per round, whatever the number of objects in the round.
+//!
+//! Object files are written without fsync; their WAL frames go to the log instead (see
+//! `cairn_storage::changes`). A commit is durable once its record is. After a crash (power
+//! loss included), [`recover`] replays the records that the objects' own files lost, then the
+//! old segments are deleted.
+//!
+//! # Format
+//! Segment files `log/shard-{shard}-{segment:016x}.log`, a sequence of records:
+//! `magic u32 | body_len u32 | body | crc32(body) u32` (little-endian), with body
+//! `ns_len u16 | ns | name_len u16 | name | seq u64 | frames (n × 4120 bytes)`. Record `seq 0`
+//! holds the creation of the object file. Reading stops at the first record that is torn
+//! (short, bad magic or bad checksum): nothing after it in that segment was acknowledged.
+//!
+//! # Truncation
+//! A segment is deleted once every commit in it is durable in the object files: on rotation
+//! the shard fsyncs the WAL of every object it wrote in the segment (objects closed since then
+//! were checkpointed with a sync when they closed).
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use cairn_storage::changes::{FRAME_BYTES, apply_frames};
+use cairn_storage::{ObjectStorage, OpenOptions, Synchronous, layout};
+
+use crate::{Error, Result};
+
+const MAGIC: u32 = 0xCA1_4C06;
+/// A segment is rotated once it is larger than this.
+pub(crate) const SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
+
+fn io(context: &'static str) -> impl FnOnce(std::io::Error) -> Error {
+    move |source| Error::Io { context, source }
+}
+
+pub(crate) fn log_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("log")
+}
+
+/// One shard's open log segment.
+pub(crate) struct CommitLog {
+    dir: PathBuf,
+    shard: usize,
+    segment: u64,
+    file: Arc<File>,
+    path: PathBuf,
+    len: u64,
+    /// Records of the round being filled, written in one `write` at the end of the round.
+    buf: Vec<u8>,
+}
+
+impl CommitLog {
+    /// Starts a new segment (recovery has removed the old ones).
+    pub(crate) fn create(data_dir: &Path, shard: usize) -> Result<Self> {
+        let dir = log_dir(data_dir);
+        std::fs::create_dir_all(&dir).map_err(io("create the log directory"))?;
+        let (file, path) = open_segment(&dir, shard, 1)?;
+        Ok(CommitLog { dir, shard, segment: 1, file: Arc::new(file), path, len: 0, buf: Vec::new() })
+    }
+
+    /// Adds a record for one commit to the round's buffer.
+    pub(crate) fn append(&mut self, ns: &str, name: &str, seq: u64, frames: &[u8]) {
+        let body_len = 2 + ns.len() + 2 + name.len() + 8 + frames.len();
+        self.buf.reserve(12 + body_len);
+        self.buf.extend_from_slice(&MAGIC.to_le_bytes());
+        self.buf.extend_from_slice(&u32::try_from(body_len).unwrap_or(u32::MAX).to_le_bytes());
+        let start = self.buf.len();
+        for s in [ns, name] {
+            self.buf.extend_from_slice(&u16::try_from(s.len()).unwrap_or(u16::MAX).to_le_bytes());
+            self.buf.extend_from_slice(s.as_bytes());
+        }
+        self.buf.extend_from_slice(&seq.to_le_bytes());
+        self.buf.extend_from_slice(frames);
+        let crc = crc32fast::hash(&self.buf[start..]);
+        self.buf.extend_from_slice(&crc.to_le_bytes());
+    }
+
+    /// Writes the round's records to the segment and returns the file to fsync, or `None` if
+    /// the round wrote nothing.
+    pub(crate) fn flush(&mut self) -> Result<Option<Arc<File>>> {
+        if self.buf.is_empty() {
+            return Ok(None);
+        }
+        (&*self.file).write_all(&self.buf).map_err(|e| Error::durability("append to the commit log", &e))?;
+        self.len += self.buf.len() as u64;
+        self.buf.clear();
+        Ok(Some(Arc::clone(&self.file)))
+    }
+
+    /// Whether the segment is due for rotation.
+    pub(crate) fn is_full(&self) -> bool {
+        self.len >= SEGMENT_BYTES
+    }
+
+    /// Starts the next segment and deletes this one. The caller has made every commit of the
+    /// old segment durable in the object files first.
+    pub(crate) fn rotate(&mut self) -> Result<()> {
+        let (file, path) = open_segment(&self.dir, self.shard, self.segment + 1)?;
+        File::open(&self.dir).and_then(|d| d.sync_all()).map_err(io("sync the log directory"))?;
+        let old = std::mem::replace(&mut self.path, path);
+        self.file = Arc::new(file);
+        self.segment += 1;
+        self.len = 0;
+        std::fs::remove_file(&old).map_err(io("remove an old log segment"))
+    }
+}
+
+fn open_segment(dir: &Path, shard: usize, segment: u64) -> Result<(File, PathBuf)> {
+    let path = dir.join(format!("shard-{shard}-{segment:016x}.log"));
+    let file = std::fs::OpenOptions::new().create(true).append(true).open(&path).map_err(io("create a log segment"))?;
+    File::open(dir).and_then(|d| d.sync_all()).map_err(io("sync the log directory"))?;
+    Ok((file, path))
+}
+
+/// One decoded record.
+struct Record {
+    ns: String,
+    name: String,
+    seq: u64,
+    frames: Vec<u8>,
+}
+
+/// Decodes the valid prefix of a segment.
+fn read_records(bytes: &[u8]) -> Vec<Record> {
+    let mut out = Vec::new();
+    let mut pos = 0usize;
+    let u32_at = |b: &[u8], p: usize| b.get(p..p + 4).and_then(|s| s.try_into().ok()).map(u32::from_le_bytes);
+    while let (Some(magic), Some(len)) = (u32_at(bytes, pos), u32_at(bytes, pos + 4)) {
+        let len = len as usize;
+        let Some(body) = bytes.get(pos + 8..pos + 8 + len) else { break };
+        let Some(crc) = u32_at(bytes, pos + 8 + len) else { break };
+        if magic != MAGIC || crc32fast::hash(body) != crc {
+            break;
+        }
+        let Some(rec) = decode_body(body) else { break };
+        out.push(rec);
+        pos += 12 + len;
+    }
+    out
+}
+
+fn decode_body(body: &[u8]) -> Option<Record> {
+    let mut p = 0usize;
+    let mut string = || -> Option<String> {
+        let n = u16::from_le_bytes(body.get(p..p + 2)?.try_into().ok()?) as usize;
+        let s = std::str::from_utf8(body.get(p + 2..p + 2 + n)?).ok()?.to_owned();
+        p += 2 + n;
+        Some(s)
+    };
+    let ns = string()?;
+    let name = string()?;
+    let seq = u64::from_le_bytes(body.get(p..p + 8)?.try_into().ok()?);
+    let frames = body.get(p + 8..)?.to_vec();
+    if !frames.len().is_multiple_of(FRAME_BYTES) {
+        return None;
+    }
+    Some(Record { ns, name, seq, frames })
+}
+
+/// A commit's sequence number and frames.
+type LoggedCommit = (u64, Vec<u8>);
+
+/// What recovery did.
+#[derive(Debug, Default)]
+pub(crate) struct Recovery {
+    pub(crate) segments: usize,
+    pub(crate) records: usize,
+    pub(crate) objects_repaired: usize,
+}
+
+/// Replays the commit log into the object files, then deletes every segment.
+///
+/// For each object with records: if its database file has no header (its creation never
+/// reached the disk), the file is rebuilt from the `seq 0` record on; otherwise SQLite opens it
+/// (recovering whatever of its WAL survived), which gives its last commit `S`, and the frames of
+/// the records after `S` are applied to the checkpointed file in order.
+pub(crate) fn recover(data_dir: &Path) -> Result<Recovery> {
+    let dir = log_dir(data_dir);
+    let mut report = Recovery::default();
+    let Ok(entries) = std::fs::read_dir(&dir) else { return Ok(report) };
+    let mut segments: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "log"))
+        .collect();
+    segments.sort();
+    let mut by_object: BTreeMap<(String, String), Vec<LoggedCommit>> = BTreeMap::new();
+    for seg in &segments {
+        let bytes = std::fs::read(seg).map_err(io("read a log segment"))?;
+        for rec in read_records(&bytes) {
+            report.records += 1;
+            by_object.entry((rec.ns, rec.name)).or_default().push((rec.seq, rec.frames));
+        }
+    }
+    report.segments = segments.len();
+    for ((ns, name), mut records) in by_object {
+        records.sort_by_key(|(seq, _)| *seq);
+        if replay_object(data_dir, &ns, &name, &records)? {
+            report.objects_repaired += 1;
+        }
+    }
+    for seg in &segments {
+        std::fs::remove_file(seg).map_err(io("remove a replayed log segment"))?;
+    }
+    if !segments.is_empty() {
+        File::open(&dir).and_then(|d| d.sync_all()).map_err(io("sync the log directory"))?;
+    }
+    Ok(report)
+}
+
+fn replay_object(data_dir: &Path, ns: &str, name: &str, records: &[LoggedCommit]) -> Result<bool> {
+    let path = layout::object_path(data_dir, ns, name);
+    let wal = PathBuf::from(format!("{}-wal", path.display()));
+    let header_ok = std::fs::metadata(&path).is_ok_and(|m| m.len() >= 4096);
+    let has_creation = records.first().is_some_and(|(seq, _)| *seq == 0);
+    let options = OpenOptions { synchronous: Synchronous::Normal, ..OpenOptions::default() };
+    let base_seq = if !header_ok && has_creation && !wal_has_frames(&wal) {
+        // The file's creation never reached the disk: rebuild it from the creation record.
+        let _ = std::fs::remove_file(&path);
+        let _ = std::fs::remove_file(&wal);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(io("create an object directory"))?;
+        }
+        None
+    } else {
+        // SQLite recovers the surviving WAL prefix and checkpoints it on open; closing syncs.
+        let storage = ObjectStorage::open(&path, &options)?;
+        let seq = storage.committed_seq();
+        drop(storage);
+        Some(seq)
+    };
+    let mut frames = Vec::new();
+    let mut expected = base_seq.map_or(0, |s| s + 1);
+    for (seq, f) in records {
+        if base_seq.is_some_and(|b| *seq <= b) {
+            continue;
+        }
+        if *seq != expected {
+            return Err(Error::Recovery {
+                message: format!(
+                    "object {ns}/{name}: the log continues at commit {seq} but the file holds commit {}",
+                    expected.saturating_sub(1)
+                ),
+            });
+        }
+        frames.extend_from_slice(f);
+        expected += 1;
+    }
+    if frames.is_empty() {
+        return Ok(false);
+    }
+    let _ = std::fs::remove_file(&wal);
+    apply_frames(&path, &frames)?;
+    if let Some(parent) = path.parent() {
+        File::open(parent).and_then(|d| d.sync_all()).map_err(io("sync an object directory"))?;
+    }
+    // Check that the result opens and holds the last logged commit.
+    let storage = ObjectStorage::open(&path, &options)?;
+    let got = storage.committed_seq();
+    if got != expected - 1 {
+        return Err(Error::Recovery {
+            message: format!("object {ns}/{name}: replay ended at commit {got}, expected {}", expected - 1),
+        });
+    }
+    Ok(true)
+}
+
+fn wal_has_frames(wal: &Path) -> bool {
+    std::fs::metadata(wal).is_ok_and(|m| m.len() > cairn_storage::changes::WAL_HEADER_BYTES)
+}
