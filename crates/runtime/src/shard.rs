@@ -19,7 +19,7 @@ use crate::catalog::Catalog;
 use crate::config::{Durability, RuntimeConfig};
 use crate::log::CommitLog;
 use crate::stats::Stats;
-use crate::syncer::{Reply, Round, SyncerHandle};
+use crate::syncer::{INLINE_ROUND_EVENTS, Reply, Round, SyncerHandle, complete, sync_round_files};
 
 /// An event's work, type-erased: runs on the shard with the object's storage (or the error
 /// that prevented opening it) and says whether to commit and how to reply.
@@ -154,6 +154,13 @@ impl Shard {
             return;
         }
         self.round_id += 1;
+        let nothing_in_flight = self.durable_round() + 1 >= round.id;
+        if nothing_in_flight && round.replies.len() <= INLINE_ROUND_EVENTS {
+            let files = round.files.clone();
+            let result = sync_round_files(files, &self.syncer.durable, self.config.syncfs_threshold, &self.stats);
+            complete(round, result.as_ref().err(), &self.syncer.durable);
+            return;
+        }
         if let Err(std::sync::mpsc::SendError(round)) = self.syncer.tx.send(round) {
             for reply in round.replies {
                 reply(Some(Error::ShuttingDown));

@@ -131,7 +131,11 @@ fn lose_unsynced_wal_data(dir: &std::path::Path, rng: &mut u64) {
             0 => std::fs::remove_file(&wal).expect("remove a WAL file"),
             1 => {
                 let cut = next_rand(rng) % (meta.len() + 1);
-                std::fs::OpenOptions::new().write(true).open(&wal).and_then(|f| f.set_len(cut)).expect("cut a WAL file");
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(&wal)
+                    .and_then(|f| f.set_len(cut))
+                    .expect("cut a WAL file");
             }
             _ => {}
         }
