@@ -883,7 +883,7 @@ fn configure(conn: &Connection, limits: &Limits, sync: Synchronous) -> Result<()
          PRAGMA page_size = {PAGE_SIZE};
          PRAGMA journal_mode = WAL;
          PRAGMA synchronous = {synchronous};
-         PRAGMA cache_size = -1024;
+         PRAGMA cache_size = -2000;
          PRAGMA max_page_count = {max_pages};"
     ))
     .map_err(Error::internal("configure the object file"))?;
