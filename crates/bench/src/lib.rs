@@ -203,19 +203,25 @@ pub fn storage(opts: &StorageBenchOptions, mut report: impl FnMut(&Figure)) -> a
         ));
     }
 
-    // 3. One put per event, each durable, one object. Every repetition writes new values:
+    // 3 and 4. One put per event, each durable: one object written by one client, then 64
+    // objects written concurrently by 64 clients. Clients are tasks on a one-thread tokio
+    // runtime, as an HTTP server's handlers would be. Every repetition writes new values:
     // SQLite skips the commit of a row rewritten with identical bytes, which would make the
     // anchor look free.
+    let clients = tokio::runtime::Builder::new_current_thread().enable_all().build().context("client runtime")?;
     let n_serial = scaled(2_000, s);
     let single = {
         let obj = rt.object("bench", "serial").map_err(rt_err)?;
         let cairn = best_of(2, |rep| {
-            let t = Instant::now();
-            for i in 0..n_serial {
-                let v = value100(i + rep * 1_000_000);
-                obj.run_blocking(move |st| Ok::<_, RtError>(st.put_bytes(&key(i), &v)?)).map_err(rt_err)?;
-            }
-            Ok(per_sec(n_serial, t.elapsed()))
+            let obj = obj.clone();
+            clients.block_on(async move {
+                let t = Instant::now();
+                for i in 0..n_serial {
+                    let v = value100(i + rep * 1_000_000);
+                    obj.run(move |st| Ok::<_, RtError>(st.put_bytes(&key(i), &v)?)).await.map_err(rt_err)?;
+                }
+                Ok(per_sec(n_serial, t.elapsed()))
+            })
         })?;
         let conn = raw_conn(&root.join("raw-serial.db"), "FULL")?;
         let anchor = best_of(2, |rep| {
@@ -235,29 +241,30 @@ pub fn storage(opts: &StorageBenchOptions, mut report: impl FnMut(&Figure)) -> a
         ));
         cairn
     };
-
-    // 4. One put per event, each durable, 64 objects written concurrently (one writer each).
     {
         let objects = 64;
         let per_object = scaled(400, s);
         let before = rt.stats();
         let t = Instant::now();
-        let threads: Vec<_> = (0..objects)
-            .map(|o| {
-                let obj = rt.object("bench", &format!("concurrent-{o}")).map_err(rt_err);
-                std::thread::spawn(move || -> anyhow::Result<()> {
-                    let obj = obj?;
+        let refs = (0..objects)
+            .map(|o| rt.object("bench", &format!("concurrent-{o}")))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(rt_err)?;
+        clients.block_on(async move {
+            let mut tasks = tokio::task::JoinSet::new();
+            for obj in refs {
+                tasks.spawn(async move {
                     for i in 0..per_object {
-                        obj.run_blocking(move |st| Ok::<_, RtError>(st.put_bytes(&key(i), &value100(i))?))
-                            .map_err(rt_err)?;
+                        obj.run(move |st| Ok::<_, RtError>(st.put_bytes(&key(i), &value100(i))?)).await?;
                     }
-                    Ok(())
-                })
-            })
-            .collect();
-        for th in threads {
-            th.join().map_err(|_| anyhow::anyhow!("writer thread panicked"))??;
-        }
+                    Ok::<_, RtError>(())
+                });
+            }
+            while let Some(r) = tasks.join_next().await {
+                r.context("writer task")?.map_err(rt_err)?;
+            }
+            anyhow::Ok(())
+        })?;
         let elapsed = t.elapsed();
         let after = rt.stats();
         let total = objects * per_object;
