@@ -9,7 +9,8 @@
 //! # Format
 //! Segment files `log/shard-{shard}-{segment:016x}.log`, a sequence of records:
 //! `magic u32 | body_len u32 | body | crc32(body) u32` (little-endian), with body
-//! `ns_len u16 | ns | name_len u16 | name | seq u64 | frames (n × 4120 bytes)`. Record `seq 0`
+//! `ns_len u16 | ns | name_len u16 | name | seq u64 | frames` (compact WAL frames, see
+//! `cairn_storage::changes`). Record `seq 0`
 //! holds the creation of the object file. Reading stops at the first record that is torn
 //! (short, bad magic or bad checksum): nothing after it in that segment was acknowledged.
 //!
@@ -24,7 +25,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use cairn_storage::changes::{FRAME_BYTES, apply_frames};
+use cairn_storage::changes::{apply_frames, decode_frames};
 use cairn_storage::{ObjectStorage, OpenOptions, Synchronous, layout};
 
 use crate::{Error, Result};
@@ -175,9 +176,7 @@ fn decode_body(body: &[u8]) -> Option<Record> {
     let name = string()?;
     let seq = u64::from_le_bytes(body.get(p..p + 8)?.try_into().ok()?);
     let frames = body.get(p + 8..)?.to_vec();
-    if !frames.len().is_multiple_of(FRAME_BYTES) {
-        return None;
-    }
+    decode_frames(&frames)?;
     Some(Record { ns, name, seq, frames })
 }
 
