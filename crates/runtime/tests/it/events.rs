@@ -276,3 +276,21 @@ fn close_finishes_queued_events_and_then_refuses_new_ones() -> Result<(), Error>
     assert_eq!(n, acked, "every acknowledged write is present, and only those");
     Ok(())
 }
+
+#[test]
+fn limits_can_be_set_per_namespace() -> Result<(), Error> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let small = cairn_storage::Limits { max_value_bytes: 16, ..cairn_storage::Limits::default() };
+    let rt = Runtime::builder(dir.path()).shards(1).namespace_limits("tiny", small).open()?;
+    let big = "x".repeat(100);
+    let err = rt
+        .object("tiny", "o")?
+        .run_blocking({
+            let big = big.clone();
+            move |s| Ok::<_, Error>(s.put("k", &big)?)
+        })
+        .expect_err("over the namespace's limit");
+    assert_eq!(err.code(), "storage.value_too_large");
+    rt.object("other", "o")?.run_blocking(move |s| Ok::<_, Error>(s.put("k", &big)?))?;
+    Ok(())
+}
