@@ -32,11 +32,19 @@ pub(crate) struct AuthState {
     internal: AtomicBool,
     /// Set by the callback when it refuses a statement for a reason that has its own error.
     last_denial: Mutex<Option<Denial>>,
+    /// Set when a user statement being prepared alters a table. `ALTER TABLE ... RENAME TO`
+    /// does not show the new name to the authorizer, so the engine checks the schema after
+    /// running such a statement.
+    saw_alter: AtomicBool,
 }
 
 impl AuthState {
     pub(crate) fn set_internal(&self, on: bool) {
         self.internal.store(on, Ordering::Relaxed);
+    }
+
+    pub(crate) fn take_alter(&self) -> bool {
+        self.saw_alter.swap(false, Ordering::Relaxed)
     }
 
     pub(crate) fn take_denial(&self) -> Option<Denial> {
@@ -124,7 +132,10 @@ fn decide(state: &AuthState, ctx: AuthContext<'_>) -> Authorization {
         A::Analyze { table_name } if is_reserved(table_name) => Authorization::Ignore,
         A::Analyze { .. } => Authorization::Allow,
         A::Read { table_name, .. } | A::Update { table_name, .. } => allow_if(!is_reserved(table_name)),
-        A::AlterTable { table_name, .. } => allow_if(!is_reserved(table_name)),
+        A::AlterTable { table_name, .. } => {
+            state.saw_alter.store(true, Ordering::Relaxed);
+            allow_if(!is_reserved(table_name))
+        }
         A::Reindex { index_name } => allow_if(!is_reserved(index_name)),
         A::CreateVtable { table_name, module_name } | A::DropVtable { table_name, module_name } => {
             let module_ok =

@@ -397,6 +397,26 @@ impl ObjectStorage {
     /// so that a refusal whose error was not reported cannot relabel a later error.
     pub(crate) fn forget_denial(&self) {
         let _ = self.auth.take_denial();
+        let _ = self.auth.take_alter();
+    }
+
+    /// Whether the statement just prepared alters a table (see `AuthState::take_alter`).
+    pub(crate) fn take_alter(&self) -> bool {
+        self.auth.take_alter()
+    }
+
+    /// Whether user SQL has given a schema object a reserved name.
+    pub(crate) fn reserved_name_in_schema(&self) -> rusqlite::Result<bool> {
+        self.internal(|c| {
+            c.query_row(
+                "SELECT EXISTS (SELECT 1 FROM sqlite_schema
+                   WHERE (name LIKE '\\_cairn\\_%' ESCAPE '\\' OR name LIKE '\\_cf\\_%' ESCAPE '\\')
+                     AND name NOT IN ('_cairn_kv', '_cairn_meta')
+                     AND name NOT LIKE 'sqlite_autoindex\\_\\_cairn\\_%' ESCAPE '\\')",
+                [],
+                |r| r.get(0),
+            )
+        })
     }
 
     fn break_instance(&mut self, e: &rusqlite::Error) -> Error {

@@ -112,9 +112,32 @@ impl ObjectStorage {
                 if !may_write && !stmt.readonly() {
                     return Ok(Outcome::NeedsWrite);
                 }
+                let renaming = self.take_alter();
+                if renaming && let Err(e) = self.internal(|c| c.execute_batch("SAVEPOINT _cairn_alter")) {
+                    failure = Some(StatementError::Sqlite(e));
+                    break;
+                }
                 let before = conn.total_changes();
                 let bound = if wanted > 0 { params } else { &[] };
-                match run_statement(&mut stmt, bound, max) {
+                let result = run_statement(&mut stmt, bound, max);
+                if renaming {
+                    // The savepoint is undone if the statement failed or gave something a
+                    // reserved name; a failure to undo it is a failure of the statement.
+                    let violated = result.is_ok() && self.reserved_name_in_schema().unwrap_or(true);
+                    let end = if result.is_err() || violated {
+                        "ROLLBACK TO _cairn_alter; RELEASE _cairn_alter"
+                    } else {
+                        "RELEASE _cairn_alter"
+                    };
+                    if let Err(e) = self.internal(|c| c.execute_batch(end)) {
+                        failure = Some(StatementError::Sqlite(e));
+                        break;
+                    }
+                    if violated {
+                        return Err(Error::SqlNotAuthorized { message: "not authorized".to_owned() });
+                    }
+                }
+                match result {
                     Ok(mut c) => {
                         c.rows_written = conn.total_changes().saturating_sub(before);
                         out = Some(c);
