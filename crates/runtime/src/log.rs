@@ -33,9 +33,10 @@ use crate::{Error, Result};
 const MAGIC: u32 = 0xCA1_4C06;
 /// A segment is rotated once it is larger than this.
 pub(crate) const SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
-/// The segment file is extended with zeros this much at a time, ahead of the records, so that
-/// the per-round `fdatasync` overwrites allocated blocks and does not have to commit a new file
-/// size to the file system journal every time.
+/// The file is extended (`fallocate`) this much at a time, ahead of the records, so that the
+/// per-round `fdatasync` does not have to commit a new file size every time. (Writing zeros
+/// instead made fsyncs a little faster but cost the shard thread a 4 MiB copy every few
+/// thousand commits, which measured worse.)
 const PREALLOCATE_BYTES: u64 = 4 * 1024 * 1024;
 
 fn io(context: &'static str) -> impl FnOnce(std::io::Error) -> Error {
@@ -94,10 +95,8 @@ impl CommitLog {
         }
         let end = self.len + self.buf.len() as u64;
         while self.allocated < end {
-            let zeros = vec![0u8; PREALLOCATE_BYTES as usize];
-            self.file
-                .write_all_at(&zeros, self.allocated)
-                .map_err(|e| Error::durability("extend the commit log", &e))?;
+            rustix::fs::fallocate(&*self.file, rustix::fs::FallocateFlags::empty(), self.allocated, PREALLOCATE_BYTES)
+                .map_err(|e| Error::durability("extend the commit log", &e.into()))?;
             self.allocated += PREALLOCATE_BYTES;
         }
         self.file.write_all_at(&self.buf, self.len).map_err(|e| Error::durability("append to the commit log", &e))?;

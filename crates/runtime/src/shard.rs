@@ -49,6 +49,12 @@ struct Slot {
     /// The frames that created the object file in this open, logged with its first commit
     /// (an object that is never written leaves no trace).
     pending_creation: Option<Vec<u8>>,
+    /// The object's WAL file, kept open to fsync it when a round commits this object alone.
+    wal: Arc<File>,
+    /// The object's directory, until it has been fsynced once after the WAL file was created
+    /// (SQLite creates the WAL anew on every open; its directory entry must be durable before
+    /// a commit that only the WAL holds is acknowledged).
+    dir: Option<Arc<File>>,
     /// Tick of the last use, the key of this slot in the LRU index.
     last_used: u64,
     /// Id of the last round in which this object committed.
@@ -70,6 +76,21 @@ pub(crate) struct Shard {
     stats: Arc<Stats>,
     /// Id of the round being filled.
     round_id: u64,
+    /// What the round being filled committed, to choose how to make it durable.
+    round_commits: RoundCommits,
+}
+
+/// The objects a round committed.
+#[derive(Default)]
+enum RoundCommits {
+    /// Nothing yet.
+    #[default]
+    None,
+    /// One object that existed before the round (its WAL file): syncing that file alone makes
+    /// the round durable.
+    One(Box<str>, Arc<File>),
+    /// Several objects, or a new one: the commit log makes the round durable.
+    Many,
 }
 
 fn key_of(ns: &str, name: &str) -> Box<str> {
@@ -101,6 +122,7 @@ impl Shard {
             syncer,
             stats,
             round_id: 1,
+            round_commits: RoundCommits::None,
         })
     }
 
@@ -158,8 +180,21 @@ impl Shard {
     }
 
     fn submit(&mut self, mut round: Round) {
+        let commits = std::mem::take(&mut self.round_commits);
         if let Some(log) = self.log.as_mut() {
-            match log.flush() {
+            // A round that committed one existing object is made durable by syncing that
+            // object's WAL: a single-event round then costs one fsync of a file SQLite keeps
+            // allocated, as in plain SQLite. Its records are still written to the log (not
+            // synced), so that the log stays contiguous: the next synced round's fdatasync
+            // makes them durable too, and until then the WAL holds them.
+            let flushed = match commits {
+                RoundCommits::One(key, wal) => {
+                    round.files.extend(self.objects.get_mut(&key).and_then(|slot| slot.dir.take()));
+                    log.flush().map(|_| Some(wal))
+                }
+                RoundCommits::None | RoundCommits::Many => log.flush(),
+            };
+            match flushed {
                 Ok(Some(file)) => round.files.push(file),
                 Ok(None) => {}
                 Err(e) => {
@@ -214,6 +249,14 @@ impl Shard {
             identity: Some((ns.to_string(), name.to_string())),
         };
         let mut storage = ObjectStorage::open(&path, &options)?;
+        let wal_path = format!("{}-wal", path.display());
+        let wal = File::open(&wal_path).map_err(|source| Error::Io { context: "open an object's WAL file", source })?;
+        let dir = path
+            .parent()
+            .map(File::open)
+            .transpose()
+            .map_err(|source| Error::Io { context: "open an object's directory", source })?
+            .ok_or(Error::Io { context: "open an object's directory", source: std::io::ErrorKind::NotFound.into() })?;
         let mut pending_creation = None;
         if self.log.is_some() {
             storage.enable_change_capture();
@@ -229,6 +272,8 @@ impl Shard {
             ns: Arc::clone(ns),
             name: Arc::clone(name),
             pending_creation,
+            wal: Arc::new(wal),
+            dir: Some(Arc::new(dir)),
             last_used: self.tick,
             last_write_round: 0,
         };
@@ -288,6 +333,12 @@ impl Shard {
                         }
                     }
                     slot.last_write_round = round.id;
+                    let created = slot.pending_creation.is_some();
+                    self.round_commits = match std::mem::take(&mut self.round_commits) {
+                        RoundCommits::None if !created => RoundCommits::One(key.clone(), Arc::clone(&slot.wal)),
+                        RoundCommits::One(k, wal) if k == key && !created => RoundCommits::One(k, wal),
+                        _ => RoundCommits::Many,
+                    };
                     if let Some(log) = self.log.as_mut()
                         && let Err(e) = log_commit(log, slot, info.seq)
                     {

@@ -215,7 +215,7 @@ impl ObjectStorage {
         self.frames.frames.load(Ordering::SeqCst)
     }
 
-    /// Checkpoints the WAL into the database file and truncates it, if it holds at least
+    /// Checkpoints the WAL into the database file and restarts it, if it holds at least
     /// `min_frames` frames and no transaction is open. With capture on, call
     /// [`ObjectStorage::take_changes`] first: frames are not readable after this.
     ///
@@ -225,7 +225,9 @@ impl ObjectStorage {
         if self.in_event_txn() || self.wal_frames() < min_frames {
             return Ok(false);
         }
-        let r = self.internal(|c| c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get::<_, i64>(0)));
+        // RESTART, not TRUNCATE: the WAL keeps its size, so later commits overwrite allocated
+        // blocks and an fsync of the WAL does not have to commit a new file size.
+        let r = self.internal(|c| c.query_row("PRAGMA wal_checkpoint(RESTART)", [], |r| r.get::<_, i64>(0)));
         r.map_err(|e| self.fail(e, "checkpoint the WAL"))?;
         self.frames.frames.store(0, Ordering::SeqCst);
         self.captured_frames = 0;

@@ -249,10 +249,11 @@ impl ObjectStorage {
                     "BEGIN IMMEDIATE;
                      CREATE TABLE IF NOT EXISTS _cairn_kv(key BLOB PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;
                      CREATE TABLE IF NOT EXISTS _cairn_meta(key INTEGER PRIMARY KEY, value);
-                     INSERT OR IGNORE INTO _cairn_meta(key, value) VALUES ({}, 0);
+                     INSERT OR IGNORE INTO _cairn_meta(key, value) VALUES ({}, 0), ({}, 0);
                      PRAGMA user_version = {FORMAT_VERSION};
                      COMMIT;",
-                    meta::COMMIT_SEQ
+                    meta::COMMIT_SEQ,
+                    meta::COMMIT_TS_MS
                 ))?;
             }
             if let Some((ns, name)) = identity {
@@ -467,10 +468,11 @@ impl ObjectStorage {
         let seq = self.seq + 1;
         let ts = self.clock.now_ms().max(self.seq_ts_ms);
         let r = self.internal(|c| {
-            let mut st = c.prepare_cached("UPDATE _cairn_meta SET value = ?2 WHERE key = ?1")?;
-            st.execute(params![meta::COMMIT_SEQ, seq as i64])?;
-            let mut st = c.prepare_cached("INSERT OR REPLACE INTO _cairn_meta(key, value) VALUES (?1, ?2)")?;
-            st.execute(params![meta::COMMIT_TS_MS, ts])?;
+            // One statement for both rows (they exist from the file's creation).
+            c.prepare_cached(
+                "UPDATE _cairn_meta SET value = CASE key WHEN ?1 THEN ?2 ELSE ?4 END WHERE key IN (?1, ?3)",
+            )?
+            .execute(params![meta::COMMIT_SEQ, seq as i64, meta::COMMIT_TS_MS, ts])?;
             c.prepare_cached("COMMIT")?.execute([])?;
             Ok(())
         });
