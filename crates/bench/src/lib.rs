@@ -90,6 +90,17 @@ fn raw_conn(path: &Path, synchronous: &str) -> anyhow::Result<Connection> {
     Ok(c)
 }
 
+/// An anchor database holding `key(i) -> value100(i)` for `i < n_keys`.
+fn raw_conn_with_keys(path: &Path, n_keys: usize) -> anyhow::Result<Connection> {
+    let conn = raw_conn(path, "FULL")?;
+    let tx = conn.unchecked_transaction()?;
+    for i in 0..n_keys {
+        tx.execute("INSERT INTO kv VALUES (?1, ?2)", params![key(i).as_bytes(), value100(i)])?;
+    }
+    tx.commit()?;
+    Ok(conn)
+}
+
 fn per_sec(n: usize, d: Duration) -> f64 {
     n as f64 / d.as_secs_f64().max(1e-9)
 }
@@ -148,14 +159,7 @@ pub fn storage(opts: &StorageBenchOptions, mut report: impl FnMut(&Figure)) -> a
                 .map_err(rt_err)?;
             Ok(per_sec(gets, d))
         })?;
-        let conn = raw_conn(&root.join("raw-get.db"), "FULL")?;
-        {
-            let tx = conn.unchecked_transaction()?;
-            for i in 0..n_keys {
-                tx.execute("INSERT INTO kv VALUES (?1, ?2)", params![key(i).as_bytes(), value100(i)])?;
-            }
-            tx.commit()?;
-        }
+        let conn = raw_conn_with_keys(&root.join("raw-get.db"), n_keys)?;
         let anchor = best_of(3, |_| {
             let t = Instant::now();
             for i in 0..gets {
@@ -313,14 +317,7 @@ pub fn storage(opts: &StorageBenchOptions, mut report: impl FnMut(&Figure)) -> a
                 .map_err(rt_err)?;
             Ok(per_sec(lists, d))
         })?;
-        let conn = raw_conn(&root.join("raw-list.db"), "FULL")?;
-        {
-            let tx = conn.unchecked_transaction()?;
-            for i in 0..n_keys {
-                tx.execute("INSERT INTO kv VALUES (?1, ?2)", params![key(i).as_bytes(), value100(i)])?;
-            }
-            tx.commit()?;
-        }
+        let conn = raw_conn_with_keys(&root.join("raw-list.db"), n_keys)?;
         let anchor = best_of(3, |_| {
             let t = Instant::now();
             for i in 0..lists {

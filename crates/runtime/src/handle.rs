@@ -86,6 +86,10 @@ impl ObjectRef {
         &self.name
     }
 
+    fn event(&self, job: Job) -> Command {
+        Command::Event { ns: Arc::clone(&self.ns), name: Arc::clone(&self.name), job }
+    }
+
     /// Runs `f` as one event on the object's shard, with synchronous access to its storage.
     /// If `f` returns `Ok`, its writes commit and the result is returned once they are
     /// durable; if it returns `Err` (or panics), its writes are rolled back.
@@ -100,8 +104,7 @@ impl ObjectRef {
         E: From<Error> + Send + 'static,
     {
         let (tx, rx) = oneshot::channel();
-        let cmd = Command::Event { ns: Arc::clone(&self.ns), name: Arc::clone(&self.name), job: make_job(f, tx) };
-        self.shard.send(cmd).await.map_err(|_| E::from(Error::ShuttingDown))?;
+        self.shard.send(self.event(make_job(f, tx))).await.map_err(|_| E::from(Error::ShuttingDown))?;
         rx.await.unwrap_or_else(|_| Err(E::from(Error::ShuttingDown)))
     }
 
@@ -117,8 +120,7 @@ impl ObjectRef {
         E: From<Error> + Send + 'static,
     {
         let (tx, rx) = oneshot::channel();
-        let cmd = Command::Event { ns: Arc::clone(&self.ns), name: Arc::clone(&self.name), job: make_job(f, tx) };
-        self.shard.blocking_send(cmd).map_err(|_| E::from(Error::ShuttingDown))?;
+        self.shard.blocking_send(self.event(make_job(f, tx))).map_err(|_| E::from(Error::ShuttingDown))?;
         rx.blocking_recv().unwrap_or_else(|_| Err(E::from(Error::ShuttingDown)))
     }
 
