@@ -109,6 +109,11 @@ impl RuntimeBuilder {
         self.config.queue_capacity = n.max(1);
         self
     }
+    /// Most events a shard runs before it hands a round to the durability stage.
+    pub fn max_round_events(mut self, n: usize) -> Self {
+        self.config.max_round_events = n.max(1);
+        self
+    }
     /// See [`RuntimeConfig::syncfs_threshold`].
     pub fn syncfs_threshold(mut self, n: usize) -> Self {
         self.config.syncfs_threshold = n;
