@@ -289,3 +289,6 @@ fn replay_object(data_dir: &Path, ns: &str, name: &str, records: &[LoggedCommit]
 fn wal_has_frames(wal: &Path) -> bool {
     std::fs::metadata(wal).is_ok_and(|m| m.len() > cairn_storage::changes::WAL_HEADER_BYTES)
 }
+
+#[cfg(test)]
+mod tests;
