@@ -346,13 +346,25 @@ impl ObjectStorage {
 
     /// Opens the event's write transaction if it is not open yet, and marks the event dirty.
     pub(crate) fn begin_write(&mut self) -> Result<()> {
+        self.open_event_txn()?;
+        self.dirty = true;
+        Ok(())
+    }
+
+    /// Opens the event's transaction without marking the event as having written (explicit
+    /// transactions open it; only writes make the event commit with a sequence number).
+    pub(crate) fn open_event_txn(&mut self) -> Result<()> {
         self.check_usable()?;
         if !self.in_event_txn {
             self.internal(|c| c.execute_batch("BEGIN IMMEDIATE")).map_err(|e| self.fail(e, "begin a transaction"))?;
             self.in_event_txn = true;
         }
-        self.dirty = true;
         Ok(())
+    }
+
+    /// Marks the open event as having written (user SQL that changed something).
+    pub(crate) fn mark_dirty(&mut self) {
+        self.dirty = true;
     }
 
     /// Turns an error of an engine statement into an [`Error`], breaking the instance if the
@@ -463,6 +475,13 @@ impl ObjectStorage {
         }
         debug_assert_eq!(self.depth, 0, "commit with an explicit transaction open");
         if !self.in_event_txn {
+            return Ok(None);
+        }
+        if !self.dirty {
+            // The event only read (inside an explicit transaction): end it without a commit.
+            let r = self.internal(|c| c.execute_batch("COMMIT"));
+            r.map_err(|e| self.fail(e, "end a read-only transaction"))?;
+            self.in_event_txn = false;
             return Ok(None);
         }
         let seq = self.seq + 1;
@@ -853,7 +872,7 @@ impl ObjectStorage {
     // ---- Savepoints (used by transactions) ----------------------------------------------------
 
     pub(crate) fn savepoint(&mut self, name: &str) -> Result<()> {
-        self.begin_write()?;
+        self.open_event_txn()?;
         let sql = format!("SAVEPOINT {name}");
         let r = self.internal(|c| c.execute_batch(&sql));
         r.map_err(|e| self.fail(e, "open a savepoint"))

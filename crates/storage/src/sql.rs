@@ -76,6 +76,7 @@ impl ObjectStorage {
         let mut consumed_params = false;
         let mut failure = None;
         let mut statements = 0usize;
+        let mut wrote = false;
         {
             let conn = self.conn();
             let mut batch = Batch::new(conn, sql);
@@ -109,8 +110,11 @@ impl ObjectStorage {
                         return Err(Error::SqlWrongParameterCount { expected: 0, got: params.len() });
                     }
                 }
-                if !may_write && !stmt.readonly() {
-                    return Ok(Outcome::NeedsWrite);
+                if !stmt.readonly() {
+                    if !may_write {
+                        return Ok(Outcome::NeedsWrite);
+                    }
+                    wrote = true;
                 }
                 let renaming = self.take_alter();
                 if renaming && let Err(e) = self.internal(|c| c.execute_batch("SAVEPOINT _cairn_alter")) {
@@ -153,6 +157,9 @@ impl ObjectStorage {
                 }
             }
         }
+        if wrote {
+            self.mark_dirty();
+        }
         match failure {
             Some(StatementError::Sqlite(e)) => return Err(self.user_sql_error(e)),
             Some(StatementError::TooLarge) => return Err(Error::SqlResultTooLarge { max }),
@@ -173,6 +180,7 @@ impl ObjectStorage {
         let max = self.limits.max_sql_result_bytes;
         let mut failure = None;
         let mut needs_write = false;
+        let mut wrote = false;
         let mut out = None;
         {
             let conn = self.conn();
@@ -183,9 +191,11 @@ impl ObjectStorage {
                     if wanted != params.len() {
                         return Err(Error::SqlWrongParameterCount { expected: wanted, got: params.len() });
                     }
-                    if !stmt.readonly() && !self.in_event_txn() {
+                    let writes = !stmt.readonly();
+                    if writes && !self.in_event_txn() {
                         needs_write = true;
                     } else {
+                        wrote = writes;
                         let before = conn.total_changes();
                         match run_statement(&mut stmt, params, max) {
                             Ok(mut c) => {
@@ -201,6 +211,9 @@ impl ObjectStorage {
         if needs_write {
             self.begin_write()?;
             return self.run_cached(sql, params);
+        }
+        if wrote {
+            self.mark_dirty();
         }
         match failure {
             Some(StatementError::Sqlite(e)) => Err(self.user_sql_error(e)),

@@ -41,7 +41,6 @@ fn a_read_only_event_does_not_commit() {
 }
 
 #[test]
-#[ignore = "known gap: a transaction opens the event's write transaction, so the event commits even if it only read"]
 fn an_event_whose_transactions_only_read_does_not_commit() {
     let mut obj = Obj::new();
     obj.commit_event(|s| s.put("a", &1));
