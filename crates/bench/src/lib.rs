@@ -101,6 +101,24 @@ fn raw_conn_with_keys(path: &Path, n_keys: usize) -> anyhow::Result<Connection> 
     Ok(conn)
 }
 
+/// Runs `op(storage, i)` for `i` in `0..n` inside one event and returns the rate, timed inside
+/// the event (the object is open and hot; the hand-off to the shard is not counted).
+fn rate_inside_one_event<F>(obj: &cairn_runtime::ObjectRef, n: usize, op: F) -> anyhow::Result<f64>
+where
+    F: Fn(&mut cairn_storage::ObjectStorage, usize) -> Result<(), RtError> + Send + 'static,
+{
+    let elapsed = obj
+        .run_blocking(move |st| {
+            let t = Instant::now();
+            for i in 0..n {
+                op(st, i)?;
+            }
+            Ok::<_, RtError>(t.elapsed())
+        })
+        .map_err(rt_err)?;
+    Ok(per_sec(n, elapsed))
+}
+
 fn per_sec(n: usize, d: Duration) -> f64 {
     n as f64 / d.as_secs_f64().max(1e-9)
 }
@@ -148,16 +166,10 @@ pub fn storage(opts: &StorageBenchOptions, mut report: impl FnMut(&Figure)) -> a
         })
         .map_err(rt_err)?;
         let cairn = best_of(3, |_| {
-            let d = obj
-                .run_blocking(move |st| {
-                    let t = Instant::now();
-                    for i in 0..gets {
-                        std::hint::black_box(st.get_value(&key((i * 7919) % n_keys))?);
-                    }
-                    Ok::<_, RtError>(t.elapsed())
-                })
-                .map_err(rt_err)?;
-            Ok(per_sec(gets, d))
+            rate_inside_one_event(&obj, gets, move |st, i| {
+                std::hint::black_box(st.get_value(&key((i * 7919) % n_keys))?);
+                Ok(())
+            })
         })?;
         let conn = raw_conn_with_keys(&root.join("raw-get.db"), n_keys)?;
         let anchor = best_of(3, |_| {
@@ -304,18 +316,11 @@ pub fn storage(opts: &StorageBenchOptions, mut report: impl FnMut(&Figure)) -> a
             .map_err(rt_err)?;
         }
         let cairn = best_of(3, |_| {
-            let d = obj
-                .run_blocking(move |st| {
-                    let t = Instant::now();
-                    for i in 0..lists {
-                        let start = key((i * 7919) % (n_keys - 100));
-                        let page = st.list(&ListOptions::new().start(start).limit(100))?;
-                        std::hint::black_box(page);
-                    }
-                    Ok::<_, RtError>(t.elapsed())
-                })
-                .map_err(rt_err)?;
-            Ok(per_sec(lists, d))
+            rate_inside_one_event(&obj, lists, move |st, i| {
+                let start = key((i * 7919) % (n_keys - 100));
+                std::hint::black_box(st.list(&ListOptions::new().start(start).limit(100))?);
+                Ok(())
+            })
         })?;
         let conn = raw_conn_with_keys(&root.join("raw-list.db"), n_keys)?;
         let anchor = best_of(3, |_| {
@@ -358,20 +363,12 @@ pub fn storage(opts: &StorageBenchOptions, mut report: impl FnMut(&Figure)) -> a
         })?;
         let obj = rt.object("bench", "sql-0").map_err(rt_err)?;
         let cairn_select = best_of(3, |_| {
-            let d = obj
-                .run_blocking(move |st| {
-                    let t = Instant::now();
-                    for i in 0..n {
-                        let c = st.exec(
-                            "SELECT name, qty FROM items WHERE id = ?",
-                            &[SqlValue::Integer(((i * 7919) % n) as i64)],
-                        )?;
-                        std::hint::black_box(c.one()?);
-                    }
-                    Ok::<_, RtError>(t.elapsed())
-                })
-                .map_err(rt_err)?;
-            Ok(per_sec(n, d))
+            rate_inside_one_event(&obj, n, move |st, i| {
+                let c =
+                    st.exec("SELECT name, qty FROM items WHERE id = ?", &[SqlValue::Integer(((i * 7919) % n) as i64)])?;
+                std::hint::black_box(c.one()?);
+                Ok(())
+            })
         })?;
         let anchor_insert = best_of(3, |rep| {
             let conn = raw_conn(&root.join(format!("raw-sql-{rep}.db")), "FULL")?;
