@@ -14,6 +14,18 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Serve the HTTP API. Settings: defaults < --config file < CAIRN_* environment < flags.
+    Serve {
+        /// Data directory [env: CAIRN_DATA_DIR] (default ./cairn-data).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Address to listen on [env: CAIRN_LISTEN] (default 127.0.0.1:8787).
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+        /// TOML configuration file.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
     /// Run a benchmark and print one JSON object per figure.
     Bench {
         #[command(subcommand)]
@@ -40,6 +52,48 @@ enum Bench {
     },
 }
 
+fn serve(data_dir: Option<PathBuf>, listen: Option<std::net::SocketAddr>, file: Option<PathBuf>) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    let overrides = cairn_server::Overrides { data_dir, listen };
+    let config = cairn_server::Config::load(file.as_deref(), |k| std::env::var(k).ok(), &overrides)?;
+    let runtime = cairn_server::open_runtime(&config).context("open the data directory")?;
+    let tokio = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("start tokio")?;
+    tokio.block_on(async {
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("listen on {}", config.listen))?;
+        let addr = listener.local_addr().context("read the listening address")?;
+        eprintln!(
+            "cairn serving http://{addr} with data in {} ({} durability{})",
+            config.data_dir.display(),
+            match config.durability {
+                cairn_runtime::Durability::Fsync => "fsync",
+                cairn_runtime::Durability::Os => "os",
+            },
+            if config.tokens.is_empty() { ", no authentication: loopback only" } else { "" }
+        );
+        cairn_server::serve(listener, &config, runtime, shutdown_signal()).await.context("serve")?;
+        eprintln!("cairn stopped");
+        anyhow::Ok(())
+    })
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
@@ -47,6 +101,7 @@ fn main() -> anyhow::Result<()> {
         .init();
     let cli = Cli::parse();
     match cli.command {
+        Command::Serve { data_dir, listen, config } => serve(data_dir, listen, config)?,
         Command::Bench { which: Bench::Storage { dir, scale, objects, open } } => {
             let opts = cairn_bench::StorageBenchOptions {
                 dir: dir.clone(),

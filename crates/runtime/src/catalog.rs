@@ -99,6 +99,22 @@ impl Catalog {
         rows.collect::<rusqlite::Result<_>>().map_err(catalog_err("read due alarms"))
     }
 
+    /// Objects of a namespace with names after `after`, in name order, at most `limit`:
+    /// `(name, created_ms)`.
+    pub(crate) fn list_objects(&self, ns: &str, after: &str, limit: usize) -> Result<Vec<(String, i64)>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT name, created_ms FROM objects WHERE namespace = ?1 AND name > ?2 ORDER BY name LIMIT ?3",
+            )
+            .map_err(catalog_err("list objects"))?;
+        let rows = st
+            .query_map(params![ns, after, limit], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(catalog_err("list objects"))?;
+        rows.collect::<rusqlite::Result<_>>().map_err(catalog_err("list objects"))
+    }
+
     /// Number of registered objects in a namespace.
     pub(crate) fn object_count(&self, ns: &str) -> Result<u64> {
         self.conn

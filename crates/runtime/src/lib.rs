@@ -176,6 +176,16 @@ impl Runtime {
         catalog.due_alarms(now_ms, limit)
     }
 
+    /// The objects of a namespace that have been written, with names after `after`, in name
+    /// order, at most `limit`: `(name, created_ms)`. Reads the catalog; opens no object.
+    ///
+    /// # Errors
+    /// [`Error::Catalog`].
+    pub fn list_objects(&self, ns: &str, after: &str, limit: usize) -> Result<Vec<(String, i64)>> {
+        let catalog = self.inner.catalog.lock().map_err(|_| Error::ShuttingDown)?;
+        catalog.list_objects(ns, after, limit)
+    }
+
     /// Number of objects that have been written in a namespace.
     ///
     /// # Errors

@@ -1,0 +1,221 @@
+//! The server's configuration: defaults < TOML file < `CAIRN_*` environment < command-line flags.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use cairn_runtime::Durability;
+use cairn_storage::Limits;
+use serde::Deserialize;
+
+/// Everything `cairn serve` is configured with. Every field has a default.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Where the data lives. Default `./cairn-data`.
+    pub data_dir: PathBuf,
+    /// Address to listen on. Default `127.0.0.1:8787`.
+    pub listen: SocketAddr,
+    /// `fsync` (default: acknowledged writes survive power loss) or `os`.
+    pub durability: Durability,
+    /// Shard threads; 0 means one per core.
+    pub shards: usize,
+    /// Most objects open at once. Default 10,000.
+    pub max_open_objects: usize,
+    /// Largest request body, in bytes; larger bodies are refused before they are read.
+    /// Default 20 MiB.
+    pub max_body_bytes: usize,
+    /// Whether namespaces not declared in `namespaces` may be used (created on first use).
+    /// Default true.
+    pub auto_create_namespaces: bool,
+    /// Namespaces declared up front (always usable).
+    pub namespaces: Vec<String>,
+    /// Limits for namespaces without their own.
+    pub limits: Limits,
+    /// Per-namespace limits.
+    pub namespace_limits: BTreeMap<String, Limits>,
+    /// Bearer tokens. With none, the server only listens on loopback.
+    pub tokens: Vec<Token>,
+}
+
+/// A bearer token and what it may do.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Token {
+    /// The secret, sent as `Authorization: Bearer <token>`.
+    pub token: String,
+    /// Namespaces it may use; absent or `["*"]` means all.
+    #[serde(default)]
+    pub namespaces: Option<Vec<String>>,
+    /// Whether it may only read.
+    #[serde(default)]
+    pub read_only: bool,
+}
+
+impl Token {
+    /// Whether the token may use `ns`.
+    pub fn allows_namespace(&self, ns: &str) -> bool {
+        self.namespaces.as_ref().is_none_or(|list| list.iter().any(|n| n == "*" || n == ns))
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: PathBuf::from("./cairn-data"),
+            listen: SocketAddr::from(([127, 0, 0, 1], 8787)),
+            durability: Durability::Fsync,
+            shards: 0,
+            max_open_objects: 10_000,
+            max_body_bytes: 20 * 1024 * 1024,
+            auto_create_namespaces: true,
+            namespaces: Vec::new(),
+            limits: Limits::default(),
+            namespace_limits: BTreeMap::new(),
+            tokens: Vec::new(),
+        }
+    }
+}
+
+/// Settings given on the command line; `None` leaves the lower layers' value.
+#[derive(Clone, Debug, Default)]
+pub struct Overrides {
+    /// `--data-dir`.
+    pub data_dir: Option<PathBuf>,
+    /// `--listen`.
+    pub listen: Option<SocketAddr>,
+}
+
+/// A configuration that cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read the config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for this configuration.
+    #[error("invalid config file {path}: {message}")]
+    Parse {
+        /// The file.
+        path: String,
+        /// What is wrong, with its position.
+        message: String,
+    },
+    /// An environment variable has a value that does not parse.
+    #[error("invalid value {value:?} in {name}: {reason}")]
+    Env {
+        /// The variable.
+        name: &'static str,
+        /// Its value.
+        value: String,
+        /// What was expected.
+        reason: &'static str,
+    },
+    /// The settings contradict each other.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Builds the configuration: defaults, then the file (if any), then the environment (read
+    /// through `env`, so tests need not touch the process environment), then `overrides`.
+    ///
+    /// # Errors
+    /// [`ConfigError`] if a layer cannot be read or the result is not usable.
+    pub fn load(
+        file: Option<&Path>,
+        env: impl Fn(&str) -> Option<String>,
+        overrides: &Overrides,
+    ) -> Result<Config, ConfigError> {
+        let mut config = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|source| ConfigError::Read { path: path.display().to_string(), source })?;
+                toml::from_str(&text)
+                    .map_err(|e| ConfigError::Parse { path: path.display().to_string(), message: e.to_string() })?
+            }
+            None => Config::default(),
+        };
+        if let Some(v) = env("CAIRN_DATA_DIR") {
+            config.data_dir = PathBuf::from(v);
+        }
+        if let Some(v) = env("CAIRN_LISTEN") {
+            config.listen = v.parse().map_err(|_| ConfigError::Env {
+                name: "CAIRN_LISTEN",
+                value: v,
+                reason: "expected an address such as 127.0.0.1:8787",
+            })?;
+        }
+        if let Some(v) = env("CAIRN_DURABILITY") {
+            config.durability = match v.as_str() {
+                "fsync" => Durability::Fsync,
+                "os" => Durability::Os,
+                _ => {
+                    return Err(ConfigError::Env {
+                        name: "CAIRN_DURABILITY",
+                        value: v,
+                        reason: "expected fsync or os",
+                    });
+                }
+            };
+        }
+        if let Some(v) = env("CAIRN_SHARDS") {
+            config.shards = v.parse().map_err(|_| ConfigError::Env {
+                name: "CAIRN_SHARDS",
+                value: v,
+                reason: "expected a number of threads",
+            })?;
+        }
+        if let Some(v) = env("CAIRN_MAX_BODY_BYTES") {
+            config.max_body_bytes = v.parse().map_err(|_| ConfigError::Env {
+                name: "CAIRN_MAX_BODY_BYTES",
+                value: v,
+                reason: "expected a number of bytes",
+            })?;
+        }
+        if let Some(v) = env("CAIRN_TOKEN") {
+            config.tokens.push(Token { token: v, namespaces: None, read_only: false });
+        }
+        if let Some(d) = &overrides.data_dir {
+            config.data_dir = d.clone();
+        }
+        if let Some(l) = overrides.listen {
+            config.listen = l;
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks the settings that cannot be checked field by field.
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`].
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.tokens.is_empty() && !self.listen.ip().is_loopback() {
+            return Err(ConfigError::Invalid(format!(
+                "refusing to listen on {} without authentication: configure a token ([[tokens]] in the \
+                 config file, or CAIRN_TOKEN), or listen on a loopback address",
+                self.listen
+            )));
+        }
+        if let Some(t) = self.tokens.iter().find(|t| t.token.len() < 16) {
+            return Err(ConfigError::Invalid(format!(
+                "a token is {} characters long; tokens must have at least 16",
+                t.token.len()
+            )));
+        }
+        for ns in self.namespaces.iter().chain(self.namespace_limits.keys()) {
+            cairn_storage::layout::validate_namespace(ns).map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        }
+        if self.max_body_bytes == 0 {
+            return Err(ConfigError::Invalid("max_body_bytes must be positive".to_owned()));
+        }
+        Ok(())
+    }
+}

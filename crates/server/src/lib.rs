@@ -1,0 +1,65 @@
+//! Cairn's HTTP server: every object's storage over HTTP, with bearer-token auth, one error
+//! shape, Prometheus metrics and graceful shutdown.
+//!
+//! # Layout
+//! - `config.rs`: [`Config`], loaded from defaults, a TOML file, `CAIRN_*` variables and flags.
+//! - `state.rs`: [`AppState`] (the runtime handle, tokens, metrics) and authorization.
+//! - `routes/`: the [`router`]; `objects.rs` for `/v1/namespaces/{ns}/objects/{name}/...`,
+//!   `admin.rs` for health, metrics, the OpenAPI document and the catalog.
+//! - `error.rs`: `ApiError`, the one place errors become responses.
+//! - `wire.rs`: JSON and base64 conversions; `metrics.rs`: the Prometheus registry.
+//!
+//! Handlers run on tokio; each object request is one event sent to the object's shard
+//! (`cairn_runtime::ObjectRef::run`), so no handler blocks a worker thread on SQLite.
+
+mod config;
+mod error;
+mod metrics;
+mod routes;
+mod state;
+mod wire;
+
+use std::future::Future;
+
+pub use config::{Config, ConfigError, Overrides, Token};
+pub use error::ApiError;
+pub use routes::admin::OPENAPI;
+pub use routes::router;
+pub use state::AppState;
+
+/// Opens the runtime for `config`.
+///
+/// # Errors
+/// The runtime's, if the data directory cannot be used.
+pub fn open_runtime(config: &Config) -> cairn_runtime::Result<cairn_runtime::Runtime> {
+    let mut builder = cairn_runtime::Runtime::builder(&config.data_dir)
+        .durability(config.durability)
+        .max_open_objects(config.max_open_objects)
+        .limits(config.limits.clone());
+    if config.shards > 0 {
+        builder = builder.shards(config.shards);
+    }
+    for (ns, limits) in &config.namespace_limits {
+        builder = builder.namespace_limits(ns.clone(), limits.clone());
+    }
+    builder.open()
+}
+
+/// Serves the API on `listener` until `shutdown` resolves; then stops accepting connections,
+/// lets requests in flight finish (their writes are durable before their responses), and closes
+/// the runtime (every object is checkpointed and closed).
+///
+/// # Errors
+/// An I/O error of the listener.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    config: &Config,
+    runtime: cairn_runtime::Runtime,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let state = AppState::new(runtime.clone(), config);
+    let app = router(state, config.max_body_bytes);
+    let result = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
+    runtime.close();
+    result
+}

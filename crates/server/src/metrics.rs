@@ -1,0 +1,106 @@
+//! Prometheus metrics: requests by route and status, latency by route, and the runtime's
+//! counters (commits, durability rounds, open objects, evictions), read at scrape time.
+
+use std::sync::Mutex;
+
+use cairn_runtime::RuntimeStats;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    route: String,
+    method: String,
+    status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabels {
+    route: String,
+}
+
+type LatencyFamily = Family<RouteLabels, Histogram, fn() -> Histogram>;
+
+/// The server's metrics registry.
+pub(crate) struct Metrics {
+    /// The registry, behind a mutex only because encoding needs `&Registry` while the families
+    /// are updated through their own handles (cheap clones) without it.
+    registry: Mutex<Registry>,
+    requests: Family<RequestLabels, Counter>,
+    latency: LatencyFamily,
+    runtime: RuntimeGauges,
+}
+
+#[derive(Default)]
+struct RuntimeGauges {
+    events: Gauge,
+    commits: Gauge,
+    sync_rounds: Gauge,
+    fdatasync_calls: Gauge,
+    syncfs_calls: Gauge,
+    open_objects: Gauge,
+    evictions: Gauge,
+}
+
+fn latency_histogram() -> Histogram {
+    // 50 µs to about 1.6 s.
+    Histogram::new(exponential_buckets(0.000_05, 2.0, 16))
+}
+
+impl Metrics {
+    pub(crate) fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("cairn");
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register("http_requests", "HTTP requests by route, method and status", requests.clone());
+        let latency: LatencyFamily = Family::new_with_constructor(latency_histogram as fn() -> Histogram);
+        registry.register("http_request_duration_seconds", "HTTP request latency by route", latency.clone());
+        let runtime = RuntimeGauges::default();
+        registry.register("events", "Events run (total)", runtime.events.clone());
+        registry.register("commits", "Commits that wrote something (total)", runtime.commits.clone());
+        registry.register(
+            "sync_rounds",
+            "Durability rounds, each shared by many commits (total)",
+            runtime.sync_rounds.clone(),
+        );
+        registry.register("fdatasync_calls", "fdatasync calls (total)", runtime.fdatasync_calls.clone());
+        registry.register("syncfs_calls", "syncfs calls (total)", runtime.syncfs_calls.clone());
+        registry.register("open_objects", "Objects open now", runtime.open_objects.clone());
+        registry.register(
+            "evictions",
+            "Objects closed to stay within the open-object budget (total)",
+            runtime.evictions.clone(),
+        );
+        Metrics { registry: Mutex::new(registry), requests, latency, runtime }
+    }
+
+    /// Records one finished request.
+    pub(crate) fn record(&self, route: &str, method: &str, status: u16, seconds: f64) {
+        self.requests
+            .get_or_create(&RequestLabels { route: route.to_owned(), method: method.to_owned(), status })
+            .inc();
+        self.latency.get_or_create(&RouteLabels { route: route.to_owned() }).observe(seconds);
+    }
+
+    /// The text exposition, with the runtime's counters as of now.
+    pub(crate) fn render(&self, stats: RuntimeStats) -> String {
+        let g = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        let r = &self.runtime;
+        r.events.set(g(stats.events));
+        r.commits.set(g(stats.commits));
+        r.sync_rounds.set(g(stats.sync_rounds));
+        r.fdatasync_calls.set(g(stats.fdatasync_calls));
+        r.syncfs_calls.set(g(stats.syncfs_calls));
+        r.open_objects.set(g(stats.open_objects));
+        r.evictions.set(g(stats.evictions));
+        let mut out = String::new();
+        if let Ok(registry) = self.registry.lock() {
+            // Writing to a String cannot fail.
+            let _ = prometheus_client::encoding::text::encode(&mut out, &registry);
+        }
+        out
+    }
+}

@@ -1,0 +1,129 @@
+//! Shared state of the HTTP handlers, and request authorization.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use axum::http::{HeaderMap, StatusCode, header};
+use cairn_runtime::{ObjectRef, Runtime};
+
+use crate::config::{Config, Token};
+use crate::error::ApiError;
+use crate::metrics::Metrics;
+
+/// What every handler sees. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    /// The storage runtime.
+    pub(crate) runtime: Runtime,
+    /// Bearer tokens; empty means no authentication (only allowed on loopback).
+    pub(crate) tokens: Vec<Token>,
+    /// Namespaces declared in the configuration.
+    pub(crate) namespaces: HashSet<String>,
+    /// Whether undeclared namespaces may be used.
+    pub(crate) auto_create_namespaces: bool,
+    /// Request and runtime metrics.
+    pub(crate) metrics: Metrics,
+}
+
+/// What a request wants to do, for authorization.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Access {
+    Read,
+    Write,
+}
+
+impl AppState {
+    /// State over a running runtime.
+    pub fn new(runtime: Runtime, config: &Config) -> AppState {
+        AppState {
+            inner: Arc::new(Inner {
+                runtime,
+                tokens: config.tokens.clone(),
+                namespaces: config.namespaces.iter().cloned().collect(),
+                auto_create_namespaces: config.auto_create_namespaces,
+                metrics: Metrics::new(),
+            }),
+        }
+    }
+
+    /// The runtime.
+    pub fn runtime(&self) -> &Runtime {
+        &self.inner.runtime
+    }
+
+    /// Checks the bearer token of a request that touches nothing namespaced (metrics).
+    pub(crate) fn authorize_any(&self, headers: &HeaderMap) -> Result<(), ApiError> {
+        self.token(headers).map(drop)
+    }
+
+    fn token(&self, headers: &HeaderMap) -> Result<Option<&Token>, ApiError> {
+        if self.inner.tokens.is_empty() {
+            return Ok(None);
+        }
+        let given = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "http.unauthorized",
+                    "missing bearer token (Authorization: Bearer <token>)",
+                )
+            })?;
+        self.inner
+            .tokens
+            .iter()
+            .find(|t| constant_time_eq(t.token.as_bytes(), given.as_bytes()))
+            .map(Some)
+            .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "http.unauthorized", "unknown bearer token"))
+    }
+
+    /// Checks the token for `access` to namespace `ns`, then that the namespace exists.
+    pub(crate) fn authorize(&self, headers: &HeaderMap, ns: &str, access: Access) -> Result<(), ApiError> {
+        if let Some(token) = self.token(headers)? {
+            if !token.allows_namespace(ns) {
+                return Err(ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "http.forbidden",
+                    format!("this token may not use namespace {ns:?}"),
+                ));
+            }
+            if token.read_only && access == Access::Write {
+                return Err(ApiError::new(StatusCode::FORBIDDEN, "http.forbidden", "this token may only read"));
+            }
+        }
+        if !self.inner.auto_create_namespaces && !self.inner.namespaces.contains(ns) {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "namespace.not_found",
+                format!("namespace {ns:?} is not declared and namespaces are not created on first use"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Authorizes and returns a handle to an object.
+    pub(crate) fn object(
+        &self,
+        headers: &HeaderMap,
+        ns: &str,
+        name: &str,
+        access: Access,
+    ) -> Result<ObjectRef, ApiError> {
+        self.authorize(headers, ns, access)?;
+        Ok(self.inner.runtime.object(ns, name)?)
+    }
+}
+
+/// Compares secrets without an early exit on the first differing byte.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}

@@ -1,0 +1,7 @@
+//! Server tests: the router driven without a socket, and end-to-end over loopback.
+
+mod api;
+mod auth;
+mod config;
+mod e2e;
+mod support;
