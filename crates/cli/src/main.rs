@@ -2,6 +2,8 @@
 
 use std::path::PathBuf;
 
+mod object_cmd;
+
 use clap::{Parser, Subcommand};
 
 /// Cairn: durable state for rooms, objects and apps.
@@ -25,6 +27,18 @@ enum Command {
         /// TOML configuration file.
         #[arg(long)]
         config: Option<PathBuf>,
+    },
+    /// Talk to a running server: get, put, delete, list, sql. Prints JSON; exit codes: 0 ok,
+    /// 3 not found, 4 refused (4xx), 5 server error (5xx), 6 unreachable.
+    Object {
+        /// Server URL.
+        #[arg(long, env = "CAIRN_URL", default_value = "http://127.0.0.1:8787", global = true)]
+        url: String,
+        /// Bearer token.
+        #[arg(long, env = "CAIRN_TOKEN", hide_env_values = true, global = true)]
+        token: Option<String>,
+        #[command(subcommand)]
+        command: object_cmd::ObjectCommand,
     },
     /// Run a benchmark and print one JSON object per figure.
     Bench {
@@ -102,6 +116,10 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve { data_dir, listen, config } => serve(data_dir, listen, config)?,
+        Command::Object { url, token, command } => {
+            let code = object_cmd::run(&url, token, command);
+            std::process::exit(code as i32);
+        }
         Command::Bench { which: Bench::Storage { dir, scale, objects, open } } => {
             let opts = cairn_bench::StorageBenchOptions {
                 dir: dir.clone(),

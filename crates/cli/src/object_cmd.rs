@@ -1,0 +1,154 @@
+//! `cairn object ...`: the CLI as a client of a running server. Prints JSON on stdout; the exit
+//! code says what happened (see [`ExitCode`]).
+
+use std::io::Read as _;
+
+use base64::Engine as _;
+use cairn_client::{Client, Error, ListOptions, Stored};
+use clap::Subcommand;
+
+/// Exit codes scripts can rely on.
+#[derive(Clone, Copy, Debug)]
+#[repr(u8)]
+pub(crate) enum ExitCode {
+    /// Success.
+    Ok = 0,
+    /// The key does not exist (`get`).
+    NotFound = 3,
+    /// The server refused the request (4xx): bad input, a limit, authentication.
+    Refused = 4,
+    /// The server failed (5xx).
+    ServerError = 5,
+    /// The server could not be reached.
+    Unreachable = 6,
+}
+
+#[derive(Subcommand)]
+pub(crate) enum ObjectCommand {
+    /// Print a value: JSON as is, bytes as {"base64": ...}.
+    Get { ns: String, name: String, key: String },
+    /// Store a value: JSON text (or `-` for standard input), or bytes with --bytes.
+    Put {
+        ns: String,
+        name: String,
+        key: String,
+        value: String,
+        /// Store VALUE (or standard input) as raw bytes instead of JSON.
+        #[arg(long)]
+        bytes: bool,
+    },
+    /// Delete a key; prints {"existed": bool}.
+    Delete { ns: String, name: String, key: String },
+    /// List entries.
+    List {
+        ns: String,
+        name: String,
+        #[arg(long)]
+        prefix: Option<String>,
+        #[arg(long)]
+        start: Option<String>,
+        #[arg(long)]
+        start_after: Option<String>,
+        #[arg(long)]
+        end: Option<String>,
+        #[arg(long)]
+        reverse: bool,
+        #[arg(long)]
+        limit: Option<u64>,
+    },
+    /// Run SQL; each PARAM is a JSON value.
+    Sql { ns: String, name: String, sql: String, params: Vec<String> },
+}
+
+fn read_value(value: &str) -> Result<Vec<u8>, String> {
+    if value == "-" {
+        let mut buf = Vec::new();
+        std::io::stdin().read_to_end(&mut buf).map_err(|e| format!("cannot read standard input: {e}"))?;
+        Ok(buf)
+    } else {
+        Ok(value.as_bytes().to_vec())
+    }
+}
+
+/// Runs one command and returns the exit code; messages go to stderr, results to stdout.
+pub(crate) fn run(url: &str, token: Option<String>, command: ObjectCommand) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start: {e}");
+            return ExitCode::Unreachable;
+        }
+    };
+    let client = match Client::new(url, token) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::Refused;
+        }
+    };
+    match runtime.block_on(execute(&client, command)) {
+        Ok(Some(out)) => {
+            print_json(&out);
+            ExitCode::Ok
+        }
+        Ok(None) => {
+            eprintln!("not found");
+            ExitCode::NotFound
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            match &e {
+                Error::Api { status, .. } if *status >= 500 => ExitCode::ServerError,
+                Error::Api { .. } | Error::InvalidUrl(_) => ExitCode::Refused,
+                _ => ExitCode::Unreachable,
+            }
+        }
+    }
+}
+
+#[allow(clippy::print_stdout)]
+fn print_json(v: &serde_json::Value) {
+    println!("{v}");
+}
+
+async fn execute(client: &Client, command: ObjectCommand) -> Result<Option<serde_json::Value>, Error> {
+    let invalid = |message: String| Error::Api { status: 400, code: "cli.invalid_argument".into(), message };
+    Ok(Some(match command {
+        ObjectCommand::Get { ns, name, key } => match client.object(&ns, &name).get(&key).await? {
+            None => return Ok(None),
+            Some(Stored::Json(v)) => v,
+            Some(Stored::Bytes(b)) => {
+                serde_json::json!({ "base64": base64::engine::general_purpose::STANDARD.encode(b) })
+            }
+        },
+        ObjectCommand::Put { ns, name, key, value, bytes } => {
+            let raw = read_value(&value).map_err(invalid)?;
+            let obj = client.object(&ns, &name);
+            if bytes {
+                obj.put_bytes(&key, raw).await?;
+            } else {
+                let v: serde_json::Value = serde_json::from_slice(&raw)
+                    .map_err(|e| invalid(format!("VALUE is not JSON ({e}); use --bytes for raw bytes")))?;
+                obj.put_json(&key, &v).await?;
+            }
+            serde_json::json!({ "ok": true })
+        }
+        ObjectCommand::Delete { ns, name, key } => {
+            serde_json::json!({ "existed": client.object(&ns, &name).delete(&key).await? })
+        }
+        ObjectCommand::List { ns, name, prefix, start, start_after, end, reverse, limit } => {
+            let entries = client
+                .object(&ns, &name)
+                .list(&ListOptions { prefix, start, start_after, end, reverse, limit })
+                .await?;
+            serde_json::to_value(entries).unwrap_or_default()
+        }
+        ObjectCommand::Sql { ns, name, sql, params } => {
+            let params = params
+                .iter()
+                .map(|p| serde_json::from_str(p).map_err(|e| invalid(format!("parameter {p:?} is not JSON: {e}"))))
+                .collect::<Result<Vec<_>, _>>()?;
+            serde_json::to_value(client.object(&ns, &name).sql(&sql, params).await?).unwrap_or_default()
+        }
+    }))
+}
