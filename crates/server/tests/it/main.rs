@@ -4,4 +4,5 @@ mod api;
 mod auth;
 mod config;
 mod e2e;
+mod fuzz;
 mod support;
