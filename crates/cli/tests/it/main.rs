@@ -1,5 +1,7 @@
 //! The `cairn` binary as users run it: `cairn object ...` against a server on a loopback port.
 
+mod crash;
+
 use std::process::Command;
 
 struct Server {
