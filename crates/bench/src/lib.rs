@@ -6,6 +6,10 @@
 //! WAL mode with exclusive locking (the SQLite settings Cairn uses), so a ratio of 1.0 means
 //! Cairn adds no cost over SQLite itself.
 
+mod http;
+
+pub use http::{HttpBenchOptions, HttpFigure, http};
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};

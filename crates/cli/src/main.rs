@@ -49,6 +49,15 @@ enum Command {
 
 #[derive(Subcommand)]
 enum Bench {
+    /// The HTTP server under keep-alive load, beside a bare hyper server answering from memory.
+    Http {
+        /// Directory for the benchmark's files (removed afterwards).
+        #[arg(long, default_value = "./cairn-bench")]
+        dir: PathBuf,
+        /// Requests per connection at concurrency 1 (divided by the concurrency above that).
+        #[arg(long, default_value_t = 20_000)]
+        requests: usize,
+    },
     /// The storage engine and runtime against raw rusqlite, on the same file system.
     Storage {
         /// Directory for the benchmark's files (removed afterwards).
@@ -119,6 +128,15 @@ fn main() -> anyhow::Result<()> {
         Command::Object { url, token, command } => {
             let code = object_cmd::run(&url, token, command);
             std::process::exit(code as i32);
+        }
+        Command::Bench { which: Bench::Http { dir, requests } } => {
+            cairn_bench::http(&cairn_bench::HttpBenchOptions { dir: dir.clone(), requests }, |figure| {
+                #[allow(clippy::print_stdout)]
+                {
+                    println!("{}", serde_json::to_string(figure).unwrap_or_default());
+                }
+            })?;
+            let _ = std::fs::remove_dir(&dir);
         }
         Command::Bench { which: Bench::Storage { dir, scale, objects, open } } => {
             let opts = cairn_bench::StorageBenchOptions {

@@ -1,0 +1,292 @@
+//! `cairn bench http`: the server under a keep-alive load, beside a bare hyper server that
+//! answers the same requests from memory (the floor: what HTTP alone costs on this machine).
+//!
+//! The load generator opens `concurrency` keep-alive connections and sends requests one after
+//! another on each, timing every request. Both servers run in this process on loopback ports
+//! bound to 0, on their own tokio runtimes (two worker threads each); the generator has its own.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Bytes, Incoming};
+use hyper::{Request, Response, StatusCode};
+use serde::Serialize;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+
+use crate::rss_bytes;
+
+/// One HTTP figure: Cairn and the floor under the same load.
+#[derive(Clone, Debug, Serialize)]
+pub struct HttpFigure {
+    /// Workload and concurrency.
+    pub name: String,
+    /// Cairn's requests per second.
+    pub ops_per_sec: f64,
+    /// What Cairn is compared with.
+    pub anchor: String,
+    /// The floor's requests per second.
+    pub anchor_ops_per_sec: f64,
+    /// `ops_per_sec / anchor_ops_per_sec`.
+    pub ratio: f64,
+    /// The ratio the issue asks for, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target_ratio: Option<f64>,
+    /// Cairn's median latency, microseconds.
+    pub p50_us: u64,
+    /// Cairn's 99th percentile latency, microseconds.
+    pub p99_us: u64,
+    /// The floor's median latency, microseconds.
+    pub anchor_p50_us: u64,
+    /// The floor's 99th percentile latency, microseconds.
+    pub anchor_p99_us: u64,
+    /// Resident memory of this process after the run (both servers and the generator).
+    pub rss_bytes: u64,
+}
+
+/// Options of the HTTP benchmark.
+#[derive(Clone, Debug)]
+pub struct HttpBenchOptions {
+    /// Where Cairn keeps its data.
+    pub dir: std::path::PathBuf,
+    /// Requests per connection at concurrency 1 (divided by the concurrency above that, with a
+    /// floor of 200).
+    pub requests: usize,
+}
+
+type Store = Arc<Mutex<HashMap<String, Bytes>>>;
+
+/// The floor: a bare hyper server holding values in a map.
+async fn floor_handle(store: Store, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+    let path = req.uri().path().to_owned();
+    let method = req.method().clone();
+    let reply = |status: StatusCode, body: Bytes| {
+        let mut r = Response::new(Full::new(body));
+        *r.status_mut() = status;
+        r.headers_mut()
+            .insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static("application/json"));
+        r
+    };
+    if method == hyper::Method::PUT {
+        let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+        if let Ok(mut m) = store.lock() {
+            m.insert(path, body);
+        }
+        return Ok(reply(StatusCode::OK, Bytes::from_static(b"{\"ok\":true}")));
+    }
+    let value = store.lock().ok().and_then(|m| m.get(&path).cloned());
+    Ok(match value {
+        Some(v) => reply(StatusCode::OK, v),
+        None => reply(
+            StatusCode::NOT_FOUND,
+            Bytes::from_static(b"{\"error\":{\"code\":\"kv.not_found\",\"message\":\"\"}}"),
+        ),
+    })
+}
+
+async fn serve_floor(listener: tokio::net::TcpListener) {
+    let store: Store = Arc::default();
+    while let Ok((stream, _)) = listener.accept().await {
+        let store = Arc::clone(&store);
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req| floor_handle(Arc::clone(&store), req));
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+/// A keep-alive HTTP/1.1 connection that sends one request at a time.
+struct Conn {
+    reader: BufReader<TcpStream>,
+}
+
+impl Conn {
+    async fn open(addr: SocketAddr) -> anyhow::Result<Conn> {
+        let stream = TcpStream::connect(addr).await.context("connect")?;
+        stream.set_nodelay(true).context("nodelay")?;
+        Ok(Conn { reader: BufReader::new(stream) })
+    }
+
+    /// Sends a request and reads the response; returns the status.
+    async fn send(&mut self, method: &str, path: &str, body: &[u8]) -> anyhow::Result<u16> {
+        let head = format!(
+            "{method} {path} HTTP/1.1\r\nhost: bench\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+            body.len()
+        );
+        let stream = self.reader.get_mut();
+        stream.write_all(head.as_bytes()).await.context("write")?;
+        stream.write_all(body).await.context("write")?;
+        let mut line = String::new();
+        self.reader.read_line(&mut line).await.context("status line")?;
+        let status: u16 = line.get(9..12).and_then(|s| s.parse().ok()).context("status")?;
+        let mut length = 0usize;
+        loop {
+            line.clear();
+            self.reader.read_line(&mut line).await.context("header")?;
+            let l = line.trim_end();
+            if l.is_empty() {
+                break;
+            }
+            if let Some((k, v)) = l.split_once(':')
+                && k.eq_ignore_ascii_case("content-length")
+            {
+                length = v.trim().parse().context("content-length")?;
+            }
+        }
+        let mut body = vec![0u8; length];
+        self.reader.read_exact(&mut body).await.context("body")?;
+        Ok(status)
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Workload {
+    Get,
+    Put,
+}
+
+struct Run {
+    ops_per_sec: f64,
+    p50_us: u64,
+    p99_us: u64,
+}
+
+fn value_json(i: usize) -> Vec<u8> {
+    // A JSON string of 100 bytes in all.
+    let mut s = format!("\"{i:08}");
+    s.extend(std::iter::repeat_n('x', 100 - s.len() - 1));
+    s.push('"');
+    s.into_bytes()
+}
+
+fn path(object: usize, key: usize) -> String {
+    format!("/v1/namespaces/bench/objects/o{object}/kv/k{key}")
+}
+
+async fn load(
+    addr: SocketAddr,
+    workload: Workload,
+    concurrency: usize,
+    per_conn: usize,
+    objects: usize,
+) -> anyhow::Result<Run> {
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for c in 0..concurrency {
+        tasks.spawn(async move {
+            let mut conn = Conn::open(addr).await?;
+            let mut latencies = Vec::with_capacity(per_conn);
+            for i in 0..per_conn {
+                let n = c * per_conn + i;
+                let object = n % objects;
+                let t = Instant::now();
+                let status = match workload {
+                    Workload::Put => conn.send("PUT", &path(object, n), &value_json(n)).await?,
+                    Workload::Get => conn.send("GET", &path(object, 0), b"").await?,
+                };
+                latencies.push(t.elapsed());
+                anyhow::ensure!(status == 200, "status {status} for request {n}");
+            }
+            anyhow::Ok(latencies)
+        });
+    }
+    let mut all: Vec<Duration> = Vec::with_capacity(concurrency * per_conn);
+    while let Some(r) = tasks.join_next().await {
+        all.extend(r.context("load task")??);
+    }
+    let elapsed = started.elapsed();
+    all.sort_unstable();
+    let pct = |p: f64| {
+        all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1))).map_or(0, |d| d.as_micros() as u64)
+    };
+    Ok(Run { ops_per_sec: all.len() as f64 / elapsed.as_secs_f64().max(1e-9), p50_us: pct(0.5), p99_us: pct(0.99) })
+}
+
+/// Stores key `k0` on every object, for the GETs.
+async fn preload(addr: SocketAddr, objects: usize) -> anyhow::Result<()> {
+    let mut conn = Conn::open(addr).await?;
+    for o in 0..objects {
+        anyhow::ensure!(conn.send("PUT", &path(o, 0), &value_json(o)).await? == 200, "preload");
+    }
+    Ok(())
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().context("tokio")
+}
+
+/// Runs every HTTP figure, calling `report` as each one is ready.
+///
+/// # Errors
+/// Any failure of either server or of the load.
+pub fn http(opts: &HttpBenchOptions, mut report: impl FnMut(&HttpFigure)) -> anyhow::Result<Vec<HttpFigure>> {
+    std::fs::create_dir_all(&opts.dir).context("create the benchmark directory")?;
+    let work = tempfile::tempdir_in(&opts.dir).context("create a work directory")?;
+    let config = cairn_server::Config {
+        data_dir: work.path().join("cairn"),
+        durability: cairn_runtime::Durability::Fsync,
+        ..cairn_server::Config::default()
+    };
+    // Cairn.
+    let cairn_rt = runtime()?;
+    let cairn_listener = cairn_rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).context("bind")?;
+    let cairn_addr = cairn_listener.local_addr().context("addr")?;
+    let storage = cairn_server::open_runtime(&config).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server_config = config.clone();
+    let cairn_task = cairn_rt.spawn(async move {
+        cairn_server::serve(cairn_listener, &server_config, storage, async {
+            let _ = stop_rx.await;
+        })
+        .await
+    });
+    // The floor.
+    let floor_rt = runtime()?;
+    let floor_listener = floor_rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).context("bind")?;
+    let floor_addr = floor_listener.local_addr().context("addr")?;
+    floor_rt.spawn(serve_floor(floor_listener));
+
+    let load_rt = runtime()?;
+    let mut out = Vec::new();
+    for objects in [1usize, 1000] {
+        load_rt.block_on(preload(cairn_addr, objects))?;
+        load_rt.block_on(preload(floor_addr, objects))?;
+        for (workload, label, target_32) in [(Workload::Get, "get", Some(0.7)), (Workload::Put, "durable_put", None)] {
+            for concurrency in [1usize, 32] {
+                let per_conn = (opts.requests / concurrency).max(200);
+                let cairn = load_rt.block_on(load(cairn_addr, workload, concurrency, per_conn, objects))?;
+                let floor = load_rt.block_on(load(floor_addr, workload, concurrency, per_conn, objects))?;
+                let target = match (workload, concurrency, objects) {
+                    (Workload::Get, _, _) => target_32,
+                    (Workload::Put, 32, 1000) => Some(0.5),
+                    _ => None,
+                };
+                let f = HttpFigure {
+                    name: format!("{label}_100b_{objects}_objects_c{concurrency}"),
+                    ops_per_sec: (cairn.ops_per_sec * 10.0).round() / 10.0,
+                    anchor: "bare hyper server answering from memory".to_owned(),
+                    anchor_ops_per_sec: (floor.ops_per_sec * 10.0).round() / 10.0,
+                    ratio: (cairn.ops_per_sec / floor.ops_per_sec * 1000.0).round() / 1000.0,
+                    target_ratio: target,
+                    p50_us: cairn.p50_us,
+                    p99_us: cairn.p99_us,
+                    anchor_p50_us: floor.p50_us,
+                    anchor_p99_us: floor.p99_us,
+                    rss_bytes: rss_bytes().unwrap_or(0),
+                };
+                report(&f);
+                out.push(f);
+            }
+        }
+    }
+    let _ = stop_tx.send(());
+    cairn_rt.block_on(cairn_task).context("server task")?.context("serve")?;
+    Ok(out)
+}
