@@ -190,6 +190,10 @@ pub struct ObjectInfo {
     pub name: String,
     /// When it was first written, ms since the epoch.
     pub created_ms: i64,
+    /// Bytes of its database and WAL files.
+    pub size_bytes: u64,
+    /// When its files were last modified, ms since the epoch.
+    pub last_write_ms: i64,
 }
 
 /// A page of a namespace's objects.

@@ -53,6 +53,19 @@ use crate::shard::{Command, Shard};
 use crate::stats::Stats;
 use crate::syncer::{Durable, SyncerHandle};
 
+/// An object as the catalog knows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObjectInfo {
+    /// The object's name.
+    pub name: String,
+    /// When it was first written, ms since the epoch.
+    pub created_ms: i64,
+    /// Bytes of its database and WAL files now.
+    pub size_bytes: u64,
+    /// When its files were last modified (a commit or a checkpoint), ms since the epoch.
+    pub last_write_ms: i64,
+}
+
 /// A running set of shards over one data directory. Cheap to clone.
 #[derive(Clone)]
 pub struct Runtime {
@@ -177,13 +190,32 @@ impl Runtime {
     }
 
     /// The objects of a namespace that have been written, with names after `after`, in name
-    /// order, at most `limit`: `(name, created_ms)`. Reads the catalog; opens no object.
+    /// order, at most `limit`. Reads the catalog; opens no object.
     ///
     /// # Errors
     /// [`Error::Catalog`].
-    pub fn list_objects(&self, ns: &str, after: &str, limit: usize) -> Result<Vec<(String, i64)>> {
-        let catalog = self.inner.catalog.lock().map_err(|_| Error::ShuttingDown)?;
-        catalog.list_objects(ns, after, limit)
+    pub fn list_objects(&self, ns: &str, after: &str, limit: usize) -> Result<Vec<ObjectInfo>> {
+        let rows = {
+            let catalog = self.inner.catalog.lock().map_err(|_| Error::ShuttingDown)?;
+            catalog.list_objects(ns, after, limit)?
+        };
+        Ok(rows
+            .into_iter()
+            .map(|(name, created_ms)| {
+                // Size and last write come from the files' metadata (no object is opened).
+                let db = layout::object_path(&self.inner.config.data_dir, ns, &name);
+                let wal = std::path::PathBuf::from(format!("{}-wal", db.display()));
+                let (mut size_bytes, mut last) = (0u64, std::time::UNIX_EPOCH);
+                for m in [&db, &wal].into_iter().filter_map(|p| std::fs::metadata(p).ok()) {
+                    size_bytes += m.len();
+                    last = last.max(m.modified().unwrap_or(std::time::UNIX_EPOCH));
+                }
+                let last_write_ms = last
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+                ObjectInfo { name, created_ms, size_bytes, last_write_ms }
+            })
+            .collect())
     }
 
     /// Number of objects that have been written in a namespace.

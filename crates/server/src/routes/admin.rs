@@ -70,7 +70,15 @@ pub(crate) async fn list_objects(
         .map_err(|e| ApiError::new(axum::http::StatusCode::INTERNAL_SERVER_ERROR, "http.internal", e.to_string()))??;
     let more = rows.len() > limit;
     rows.truncate(limit);
-    let cursor = if more { rows.last().map(|(n, _)| URL_SAFE_NO_PAD.encode(n.as_bytes())) } else { None };
-    let objects = rows.into_iter().map(|(name, created_ms)| api::ObjectInfo { name, created_ms }).collect();
+    let cursor = if more { rows.last().map(|o| URL_SAFE_NO_PAD.encode(o.name.as_bytes())) } else { None };
+    let objects = rows
+        .into_iter()
+        .map(|o| api::ObjectInfo {
+            name: o.name,
+            created_ms: o.created_ms,
+            size_bytes: o.size_bytes,
+            last_write_ms: o.last_write_ms,
+        })
+        .collect();
     Ok(Json(api::ObjectList { objects, cursor }))
 }

@@ -170,6 +170,12 @@ async fn alarm_bookmark_delete_all_and_catalog() {
     assert_eq!(page["objects"].as_array().expect("objects").len(), 2);
     assert!(page.get("cursor").is_none());
     assert_eq!(s.get("/v1/namespaces/rooms/objects?limit=5000").await.code(), "http.invalid_query");
+    let first = &s.get("/v1/namespaces/rooms/objects?limit=1").await.json()["objects"][0];
+    assert!(first["size_bytes"].as_u64().unwrap_or(0) > 0, "{first}");
+    assert!(
+        first["last_write_ms"].as_i64().unwrap_or(0) >= first["created_ms"].as_i64().unwrap_or(i64::MAX) - 1000,
+        "{first}"
+    );
 }
 
 #[tokio::test]
