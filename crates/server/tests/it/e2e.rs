@@ -25,12 +25,16 @@ async fn request(addr: std::net::SocketAddr, method: &str, path: &str, body: &st
     Ok((status, body))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn graceful_shutdown_loses_no_request_in_flight() {
-    let dir = tempfile::tempdir().expect("tempdir");
+type ServerTask = tokio::task::JoinHandle<std::io::Result<()>>;
+
+/// Serves a data directory on a loopback port; the sender stops the server gracefully.
+async fn start(
+    dir: &tempfile::TempDir,
+    shards: usize,
+) -> (Config, std::net::SocketAddr, tokio::sync::oneshot::Sender<()>, ServerTask) {
     let config = Config {
         data_dir: dir.path().to_path_buf(),
-        shards: 2,
+        shards,
         tokens: vec![Token { token: TOKEN.into(), namespaces: None, read_only: false }],
         ..Config::default()
     };
@@ -47,6 +51,13 @@ async fn graceful_shutdown_loses_no_request_in_flight() {
             .await
         }
     });
+    (config, addr, stop_tx, server)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graceful_shutdown_loses_no_request_in_flight() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (config, addr, stop_tx, server) = start(&dir, 2).await;
     // 40 writers, each with a few writes; shutdown is requested once the first acks arrive.
     let (ack_tx, mut ack_rx) = tokio::sync::mpsc::unbounded_channel();
     let mut writers = Vec::new();
@@ -96,25 +107,7 @@ async fn graceful_shutdown_loses_no_request_in_flight() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_real_socket_speaks_the_api() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = Config {
-        data_dir: dir.path().to_path_buf(),
-        shards: 1,
-        tokens: vec![Token { token: TOKEN.into(), namespaces: None, read_only: false }],
-        ..Config::default()
-    };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let runtime = cairn_server::open_runtime(&config).expect("runtime");
-    let server = tokio::spawn({
-        let config = config.clone();
-        async move {
-            cairn_server::serve(listener, &config, runtime, async {
-                let _ = stop_rx.await;
-            })
-            .await
-        }
-    });
+    let (_config, addr, stop_tx, server) = start(&dir, 1).await;
     let (status, _) = request(addr, "PUT", "/v1/namespaces/n/objects/o/kv/greeting", "\"hello\"").await.expect("put");
     assert_eq!(status, 200);
     let (status, body) = request(addr, "GET", "/v1/namespaces/n/objects/o/kv/greeting", "").await.expect("get");
