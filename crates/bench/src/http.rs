@@ -21,22 +21,12 @@ use tokio::net::TcpStream;
 
 use crate::rss_bytes;
 
-/// One HTTP figure: Cairn and the floor under the same load.
+/// One HTTP figure: Cairn and the floor under the same load, with latencies.
 #[derive(Clone, Debug, Serialize)]
 pub struct HttpFigure {
-    /// Workload and concurrency.
-    pub name: String,
-    /// Cairn's requests per second.
-    pub ops_per_sec: f64,
-    /// What Cairn is compared with.
-    pub anchor: String,
-    /// The floor's requests per second.
-    pub anchor_ops_per_sec: f64,
-    /// `ops_per_sec / anchor_ops_per_sec`.
-    pub ratio: f64,
-    /// The ratio the issue asks for, if any.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub target_ratio: Option<f64>,
+    /// Name, rates, anchor and ratio, as for every figure.
+    #[serde(flatten)]
+    pub figure: crate::Figure,
     /// Cairn's median latency, microseconds.
     pub p50_us: u64,
     /// Cairn's 99th percentile latency, microseconds.
@@ -269,12 +259,13 @@ pub fn http(opts: &HttpBenchOptions, mut report: impl FnMut(&HttpFigure)) -> any
                     _ => None,
                 };
                 let f = HttpFigure {
-                    name: format!("{label}_100b_{objects}_objects_c{concurrency}"),
-                    ops_per_sec: (cairn.ops_per_sec * 10.0).round() / 10.0,
-                    anchor: "bare hyper server answering from memory".to_owned(),
-                    anchor_ops_per_sec: (floor.ops_per_sec * 10.0).round() / 10.0,
-                    ratio: (cairn.ops_per_sec / floor.ops_per_sec * 1000.0).round() / 1000.0,
-                    target_ratio: target,
+                    figure: crate::Figure::new(
+                        &format!("{label}_100b_{objects}_objects_c{concurrency}"),
+                        cairn.ops_per_sec,
+                        "bare hyper server answering from memory",
+                        floor.ops_per_sec,
+                        target,
+                    ),
                     p50_us: cairn.p50_us,
                     p99_us: cairn.p99_us,
                     anchor_p50_us: floor.p50_us,

@@ -41,7 +41,7 @@ pub struct Figure {
 }
 
 impl Figure {
-    fn new(name: &str, ops: f64, anchor: &str, anchor_ops: f64, target: Option<f64>) -> Figure {
+    pub(crate) fn new(name: &str, ops: f64, anchor: &str, anchor_ops: f64, target: Option<f64>) -> Figure {
         Figure {
             name: name.to_owned(),
             ops_per_sec: round(ops),

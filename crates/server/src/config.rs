@@ -165,19 +165,14 @@ impl Config {
                 }
             };
         }
-        if let Some(v) = env("CAIRN_SHARDS") {
-            config.shards = v.parse().map_err(|_| ConfigError::Env {
-                name: "CAIRN_SHARDS",
-                value: v,
-                reason: "expected a number of threads",
-            })?;
+        let number = |name: &'static str, reason: &'static str| -> Result<Option<usize>, ConfigError> {
+            env(name).map(|v| v.parse().map_err(|_| ConfigError::Env { name, value: v, reason })).transpose()
+        };
+        if let Some(n) = number("CAIRN_SHARDS", "expected a number of threads")? {
+            config.shards = n;
         }
-        if let Some(v) = env("CAIRN_MAX_BODY_BYTES") {
-            config.max_body_bytes = v.parse().map_err(|_| ConfigError::Env {
-                name: "CAIRN_MAX_BODY_BYTES",
-                value: v,
-                reason: "expected a number of bytes",
-            })?;
+        if let Some(n) = number("CAIRN_MAX_BODY_BYTES", "expected a number of bytes")? {
+            config.max_body_bytes = n;
         }
         if let Some(v) = env("CAIRN_TOKEN") {
             config.tokens.push(Token { token: v, namespaces: None, read_only: false });
