@@ -32,6 +32,7 @@ mod config;
 mod error;
 mod handle;
 mod log;
+pub mod registry;
 mod shard;
 mod stats;
 mod syncer;

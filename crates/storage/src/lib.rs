@@ -11,6 +11,8 @@
 //! - `txn.rs`: explicit transactions ([`Transaction`]) as savepoints.
 //! - `authorizer.rs`: what user SQL may do; `limits.rs`: [`Limits`]; `list.rs`: [`ListOptions`].
 //! - `layout.rs`: where an object's file lives in a data directory.
+//! - `dump.rs`: SQL dumps of the user tables ([`ObjectStorage::dump_sql`]) and scripts
+//!   ([`ObjectStorage::exec_script`]).
 //!
 //! # Example
 //! ```
@@ -30,6 +32,7 @@ mod authorizer;
 mod bookmark;
 pub mod changes;
 mod clock;
+mod dump;
 mod error;
 pub mod layout;
 mod limits;
@@ -42,6 +45,7 @@ mod value;
 
 pub use bookmark::{Bookmark, InvalidBookmark};
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use dump::{DumpOptions, split_statements};
 pub use error::{Error, Result};
 pub use limits::Limits;
 pub use list::ListOptions;

@@ -23,9 +23,51 @@ impl ObjectStorage {
     /// [`Error::SqlNotAuthorized`], [`Error::Sql`] from SQLite; [`Error::Critical`] if a critical
     /// error rolled back the event.
     pub fn exec(&mut self, sql: &str, params: &[SqlValue]) -> Result<Cursor> {
+        self.check_exec_limits(sql, params)?;
+        if self.single_statement_sql.contains(sql) {
+            return self.run_cached(sql, params);
+        }
+        let mut cursors = self.run_statements(sql, params)?;
+        let single = cursors.len() == 1;
+        let last = cursors.pop().ok_or(Error::SqlNoStatement)?;
+        if single {
+            if self.single_statement_sql.len() >= 256 {
+                self.single_statement_sql.clear();
+            }
+            self.single_statement_sql.insert(sql.into());
+        }
+        Ok(last)
+    }
+
+    /// Like [`ObjectStorage::exec`], but returns one cursor per statement of the text, in
+    /// order (what D1's HTTP API reports for `;`-separated statements).
+    ///
+    /// # Errors
+    /// As [`ObjectStorage::exec`].
+    pub fn exec_all(&mut self, sql: &str, params: &[SqlValue]) -> Result<Vec<Cursor>> {
+        self.check_exec_limits(sql, params)?;
+        let cursors = self.run_statements(sql, params)?;
+        if cursors.is_empty() {
+            return Err(Error::SqlNoStatement);
+        }
+        Ok(cursors)
+    }
+
+    /// The rowid of the last row inserted through this connection (SQLite's
+    /// `last_insert_rowid()`), 0 if none.
+    pub fn last_insert_rowid(&self) -> i64 {
+        self.conn().last_insert_rowid()
+    }
+
+    /// Rows changed through this connection since it was opened (SQLite's `total_changes()`).
+    pub fn total_changes(&self) -> u64 {
+        self.conn().total_changes()
+    }
+
+    fn check_exec_limits(&self, sql: &str, params: &[SqlValue]) -> Result<()> {
         self.check_usable()?;
         self.forget_denial();
-        let limits = Arc::clone(&self.limits);
+        let limits = &self.limits;
         if sql.len() > limits.max_sql_statement_bytes {
             return Err(Error::SqlTooLong { len: sql.len(), max: limits.max_sql_statement_bytes });
         }
@@ -42,28 +84,22 @@ impl ObjectStorage {
                 return Err(Error::SqlValueTooLarge { index: i + 1, len, max: limits.max_sql_value_bytes });
             }
         }
-        if self.single_statement_sql.contains(sql) {
-            return self.run_cached(sql, params);
-        }
+        Ok(())
+    }
+
+    /// Runs every statement of `sql`, opening the event's write transaction only when a
+    /// statement writes, and returns their cursors.
+    fn run_statements(&mut self, sql: &str, params: &[SqlValue]) -> Result<Vec<Cursor>> {
         let may_write = self.in_event_txn();
-        let outcome = match self.run_batch(sql, params, may_write)? {
+        match self.run_batch(sql, params, may_write)? {
             Outcome::NeedsWrite => {
                 self.begin_write()?;
-                self.run_batch(sql, params, true)?
-            }
-            done => done,
-        };
-        match outcome {
-            Outcome::Done(Some(c)) => {
-                if c.single_statement {
-                    if self.single_statement_sql.len() >= 256 {
-                        self.single_statement_sql.clear();
-                    }
-                    self.single_statement_sql.insert(sql.into());
+                match self.run_batch(sql, params, true)? {
+                    Outcome::Done(c) => Ok(c),
+                    Outcome::NeedsWrite => Err(Error::SqlNoStatement),
                 }
-                Ok(c)
             }
-            Outcome::Done(None) | Outcome::NeedsWrite => Err(Error::SqlNoStatement),
+            Outcome::Done(c) => Ok(c),
         }
     }
 
@@ -72,10 +108,9 @@ impl ObjectStorage {
     /// before it only read, so running the text again from the start is harmless).
     fn run_batch(&mut self, sql: &str, params: &[SqlValue], may_write: bool) -> Result<Outcome> {
         let max = self.limits.max_sql_result_bytes;
-        let mut out = None;
+        let mut out = Vec::new();
         let mut consumed_params = false;
         let mut failure = None;
-        let mut statements = 0usize;
         let mut wrote = false;
         {
             let conn = self.conn();
@@ -91,7 +126,6 @@ impl ObjectStorage {
                         break;
                     }
                 };
-                statements += 1;
                 let wanted = stmt.parameter_count();
                 if wanted > 0 {
                     // Only the last statement may take parameters: make sure nothing follows.
@@ -144,7 +178,7 @@ impl ObjectStorage {
                 match result {
                     Ok(mut c) => {
                         c.rows_written = conn.total_changes().saturating_sub(before);
-                        out = Some(c);
+                        out.push(c);
                         consumed_params = wanted > 0;
                     }
                     Err(e) => {
@@ -165,12 +199,8 @@ impl ObjectStorage {
             Some(StatementError::TooLarge) => return Err(Error::SqlResultTooLarge { max }),
             None => {}
         }
-        if !params.is_empty() && !consumed_params && out.is_some() {
+        if !params.is_empty() && !consumed_params && !out.is_empty() {
             return Err(Error::SqlWrongParameterCount { expected: 0, got: params.len() });
-        }
-        if let Some(c) = out.as_mut() {
-            // The loop only ends normally once the text has no statement left.
-            c.single_statement = statements == 1;
         }
         Ok(Outcome::Done(out))
     }
@@ -224,7 +254,7 @@ impl ObjectStorage {
 }
 
 enum Outcome {
-    Done(Option<Cursor>),
+    Done(Vec<Cursor>),
     NeedsWrite,
 }
 
@@ -264,6 +294,5 @@ fn run_statement(
         rows: rows_out.into_iter(),
         rows_read: returned.max(scanned),
         rows_written: 0,
-        single_statement: false,
     })
 }

@@ -151,8 +151,6 @@ pub struct Cursor {
     pub(crate) rows: std::vec::IntoIter<Vec<SqlValue>>,
     pub(crate) rows_read: u64,
     pub(crate) rows_written: u64,
-    /// The SQL text held this statement only (lets `exec` cache it).
-    pub(crate) single_statement: bool,
 }
 
 impl Cursor {
