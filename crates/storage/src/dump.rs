@@ -257,6 +257,11 @@ fn push_statement<'a>(out: &mut Vec<&'a str>, text: &'a str) {
 
 /// Whether text holds anything but whitespace, comments and `;`.
 fn has_code(text: &str) -> bool {
+    !code_start(text).is_empty()
+}
+
+/// The text from its first token that is not whitespace, a comment or `;`.
+fn code_start(text: &str) -> &str {
     let mut rest = text.trim_start();
     loop {
         if let Some(r) = rest.strip_prefix("--") {
@@ -266,13 +271,13 @@ fn has_code(text: &str) -> bool {
         } else if let Some(r) = rest.strip_prefix(';') {
             rest = r.trim_start();
         } else {
-            return !rest.is_empty();
+            return rest;
         }
     }
 }
 
 fn is_trigger(text: &str) -> bool {
-    let mut words = text.split_whitespace().map(str::to_ascii_uppercase);
+    let mut words = code_start(text).split_whitespace().map(str::to_ascii_uppercase);
     if words.next().as_deref() != Some("CREATE") {
         return false;
     }
