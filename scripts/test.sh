@@ -13,3 +13,12 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --quiet
 cargo nextest run --workspace --locked --no-fail-fast
 cargo test --doc --workspace --locked
+
+# Real clients against the real binary: Cloudflare's Python SDK for the /client/v4 API.
+VENV=target/venv-sdk
+if [ ! -x "$VENV/bin/pytest" ]; then
+  python3 -m venv "$VENV"
+fi
+"$VENV/bin/pip" install --quiet --disable-pip-version-check -r tests/cloudflare_sdk/requirements.txt
+cargo build -p cairn --locked
+CAIRN_BIN=target/debug/cairn "$VENV/bin/pytest" -q -p no:cacheprovider tests/cloudflare_sdk

@@ -424,6 +424,21 @@ impl KvService {
             .await
     }
 
+    /// Runs [`KvService::purge_expired`] for every namespace whose alarm is due (at most
+    /// `limit` of them) and returns how many entries were deleted. The server calls this
+    /// periodically; it opens only namespaces that have something expiring.
+    ///
+    /// # Errors
+    /// The runtime's.
+    pub async fn purge_due(&self, limit: usize) -> Result<u64> {
+        let due = self.runtime.due_alarms_in(DATA_NAMESPACE, self.now_ms(), limit)?;
+        let mut deleted = 0;
+        for (ns, _) in due {
+            deleted += self.purge_expired(&ns).await?;
+        }
+        Ok(deleted)
+    }
+
     /// Deletes up to a bounded number of expired entries of namespace `ns` and sets its alarm
     /// to the next expiry (or removes it). Returns how many entries were deleted. Called when
     /// the namespace object's alarm is due; harmless at any other time.
@@ -463,8 +478,7 @@ impl KvService {
 }
 
 fn has_table(s: &mut ObjectStorage) -> Result<bool> {
-    let rows =
-        s.exec("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'kv_entries'", &[])?.raw().count();
+    let rows = s.exec("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'kv_entries'", &[])?.raw().count();
     Ok(rows > 0)
 }
 

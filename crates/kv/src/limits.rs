@@ -106,10 +106,7 @@ impl KvLimits {
         if let Some(ttl) = ttl {
             let value = show_number(ttl);
             if ttl.is_nan() || ttl.trunc() <= 0.0 {
-                return Err(Error::InvalidExpirationTtl {
-                    value,
-                    reason: "Please specify integer greater than 0.",
-                });
+                return Err(Error::InvalidExpirationTtl { value, reason: "Please specify integer greater than 0." });
             }
             let ttl = ttl.trunc().min(1e15) as i64;
             if ttl < self.min_ttl_secs {

@@ -39,7 +39,8 @@ impl Catalog {
              CREATE TABLE IF NOT EXISTS alarms(
                  namespace TEXT NOT NULL, name TEXT NOT NULL, time_ms INTEGER NOT NULL,
                  PRIMARY KEY(namespace, name)) WITHOUT ROWID;
-             CREATE INDEX IF NOT EXISTS alarms_by_time ON alarms(time_ms);",
+             CREATE INDEX IF NOT EXISTS alarms_by_time ON alarms(time_ms);
+             CREATE INDEX IF NOT EXISTS alarms_by_namespace_time ON alarms(namespace, time_ms);",
         )
         .map_err(catalog_err("initialize the catalog"))?;
         let wal_path = data_dir.join("catalog.db-wal");
@@ -95,6 +96,22 @@ impl Catalog {
             .map_err(catalog_err("read due alarms"))?;
         let rows = st
             .query_map(params![now_ms, limit], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .map_err(catalog_err("read due alarms"))?;
+        rows.collect::<rusqlite::Result<_>>().map_err(catalog_err("read due alarms"))
+    }
+
+    /// Alarms of namespace `ns` due at or before `now_ms`, earliest first, at most `limit`:
+    /// `(name, time_ms)`.
+    pub(crate) fn due_alarms_in(&self, ns: &str, now_ms: i64, limit: usize) -> Result<Vec<(String, i64)>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT name, time_ms FROM alarms WHERE namespace = ?1 AND time_ms <= ?2 ORDER BY time_ms LIMIT ?3",
+            )
+            .map_err(catalog_err("read due alarms"))?;
+        let rows = st
+            .query_map(params![ns, now_ms, limit], |r| Ok((r.get(0)?, r.get(1)?)))
             .map_err(catalog_err("read due alarms"))?;
         rows.collect::<rusqlite::Result<_>>().map_err(catalog_err("read due alarms"))
     }

@@ -190,6 +190,16 @@ impl Runtime {
         catalog.due_alarms(now_ms, limit)
     }
 
+    /// Objects of namespace `ns` whose alarm is due at or before `now_ms`, earliest first:
+    /// `(name, indexed time)`, at most `limit`. See [`Runtime::due_alarms`].
+    ///
+    /// # Errors
+    /// [`Error::Catalog`].
+    pub fn due_alarms_in(&self, ns: &str, now_ms: i64, limit: usize) -> Result<Vec<(String, i64)>> {
+        let catalog = self.inner.catalog.lock().map_err(|_| Error::ShuttingDown)?;
+        catalog.due_alarms_in(ns, now_ms, limit)
+    }
+
     /// The objects of a namespace that have been written, with names after `after`, in name
     /// order, at most `limit`. Reads the catalog; opens no object.
     ///

@@ -163,7 +163,8 @@ impl Registry {
     pub async fn create(&self, name: &str, now_ms: i64) -> Result<Resource, RegistryError> {
         let _guard = self.writes.lock().await;
         let cache = self.cache().await?;
-        let resource = Resource { id: uuid::Uuid::new_v4().simple().to_string(), name: name.to_owned(), created_ms: now_ms };
+        let resource =
+            Resource { id: uuid::Uuid::new_v4().simple().to_string(), name: name.to_owned(), created_ms: now_ms };
         let r = resource.clone();
         self.object
             .run(move |s| {

@@ -36,6 +36,11 @@ pub struct Config {
     pub namespace_limits: BTreeMap<String, Limits>,
     /// Bearer tokens. With none, the server only listens on loopback.
     pub tokens: Vec<Token>,
+    /// Limits of KV namespaces (`[kv]` in the file).
+    pub kv: cairn_kv::KvLimits,
+    /// Largest request body under `/client/v4` (KV values up to 25 MiB, bulk writes, D1
+    /// imports), in bytes. Default 100 MiB.
+    pub cloudflare_max_body_bytes: usize,
 }
 
 /// A bearer token and what it may do.
@@ -68,6 +73,8 @@ impl Default for Config {
             shards: 0,
             max_open_objects: 10_000,
             max_body_bytes: 20 * 1024 * 1024,
+            cloudflare_max_body_bytes: 100 * 1024 * 1024,
+            kv: cairn_kv::KvLimits::default(),
             auto_create_namespaces: true,
             namespaces: Vec::new(),
             limits: Limits::default(),

@@ -39,10 +39,26 @@ pub fn open_runtime(config: &Config) -> cairn_runtime::Result<cairn_runtime::Run
     if config.shards > 0 {
         builder = builder.shards(config.shards);
     }
+    builder = builder.namespace_limits(cairn_kv::DATA_NAMESPACE, config.kv.object_limits());
     for (ns, limits) in &config.namespace_limits {
         builder = builder.namespace_limits(ns.clone(), limits.clone());
     }
     builder.open()
+}
+
+/// Deletes expired KV entries in the background, a bounded step per namespace whose alarm is
+/// due, once a second (expired entries are already invisible; this reclaims their space).
+async fn purge_expired_kv(state: AppState) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        match state.inner.kv.purge_due(100).await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(deleted = n, "purged expired KV entries"),
+            Err(e) => tracing::warn!(code = e.code(), "purging expired KV entries failed: {e}"),
+        }
+    }
 }
 
 /// Serves the API on `listener` until `shutdown` resolves; then stops accepting connections,
@@ -58,8 +74,10 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let state = AppState::new(runtime.clone(), config);
+    let janitor = tokio::spawn(purge_expired_kv(state.clone()));
     let app = router(state, config.max_body_bytes);
     let result = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
+    janitor.abort();
     runtime.close();
     result
 }

@@ -27,6 +27,14 @@ pub(crate) struct Inner {
     pub(crate) auto_create_namespaces: bool,
     /// Request and runtime metrics.
     pub(crate) metrics: Metrics,
+    /// KV namespaces (`/client/v4/.../storage/kv`).
+    pub(crate) kv: Arc<cairn_kv::KvService>,
+    /// SQL databases (`/client/v4/.../d1`).
+    pub(crate) sql: Arc<cairn_sqldb::SqlService>,
+    /// Staged D1 exports and imports, reached through unguessable URLs.
+    pub(crate) transfers: crate::routes::cloudflare::transfers::Transfers,
+    /// Largest request body under `/client/v4`.
+    pub(crate) cloudflare_max_body_bytes: usize,
 }
 
 /// What a request wants to do, for authorization.
@@ -38,9 +46,21 @@ pub(crate) enum Access {
 
 impl AppState {
     /// State over a running runtime.
+    ///
+    /// # Panics
+    /// Never: the services only fail to start for an invalid system namespace name, which is a
+    /// constant.
     pub fn new(runtime: Runtime, config: &Config) -> AppState {
+        #[allow(clippy::expect_used)]
+        let kv = cairn_kv::KvService::new(runtime.clone(), config.kv.clone()).expect("the KV registry name is valid");
+        #[allow(clippy::expect_used)]
+        let sql = cairn_sqldb::SqlService::new(runtime.clone()).expect("the SQL registry name is valid");
         AppState {
             inner: Arc::new(Inner {
+                kv: Arc::new(kv),
+                sql: Arc::new(sql),
+                transfers: crate::routes::cloudflare::transfers::Transfers::new(config.data_dir.join("transfers")),
+                cloudflare_max_body_bytes: config.cloudflare_max_body_bytes,
                 runtime,
                 tokens: config.tokens.clone(),
                 namespaces: config.namespaces.iter().cloned().collect(),
@@ -60,7 +80,8 @@ impl AppState {
         self.token(headers).map(drop)
     }
 
-    fn token(&self, headers: &HeaderMap) -> Result<Option<&Token>, ApiError> {
+    /// The request's token, if tokens are configured.
+    pub(crate) fn token(&self, headers: &HeaderMap) -> Result<Option<&Token>, ApiError> {
         if self.inner.tokens.is_empty() {
             return Ok(None);
         }
@@ -85,7 +106,15 @@ impl AppState {
 
     /// Checks the token for `access` to namespace `ns`, then that the namespace exists.
     pub(crate) fn authorize(&self, headers: &HeaderMap, ns: &str, access: Access) -> Result<(), ApiError> {
-        if let Some(token) = self.token(headers)? {
+        let token = self.token(headers)?;
+        if ns.starts_with("_cairn") {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "namespace.reserved",
+                format!("namespace {ns:?} is reserved: names starting with _cairn hold Cairn's own objects"),
+            ));
+        }
+        if let Some(token) = token {
             if !token.allows_namespace(ns) {
                 return Err(ApiError::new(
                     StatusCode::FORBIDDEN,

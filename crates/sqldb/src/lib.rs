@@ -136,10 +136,7 @@ pub struct QueryResult {
 impl QueryResult {
     /// The rows as JSON objects (`{column: value}`; a later duplicate column wins, as in D1).
     pub fn rows_as_objects(&self) -> Vec<serde_json::Map<String, serde_json::Value>> {
-        self.rows
-            .iter()
-            .map(|row| self.columns.iter().cloned().zip(row.iter().map(sql_to_json)).collect())
-            .collect()
+        self.rows.iter().map(|row| self.columns.iter().cloned().zip(row.iter().map(sql_to_json)).collect()).collect()
     }
 }
 
@@ -148,7 +145,9 @@ pub fn sql_to_json(v: &SqlValue) -> serde_json::Value {
     match v {
         SqlValue::Null => serde_json::Value::Null,
         SqlValue::Integer(i) => (*i).into(),
-        SqlValue::Real(f) => serde_json::Number::from_f64(*f).map_or(serde_json::Value::Null, serde_json::Value::Number),
+        SqlValue::Real(f) => {
+            serde_json::Number::from_f64(*f).map_or(serde_json::Value::Null, serde_json::Value::Number)
+        }
         SqlValue::Text(s) => s.clone().into(),
         SqlValue::Blob(b) => b.iter().map(|x| serde_json::Value::from(*x)).collect(),
     }
@@ -286,6 +285,15 @@ impl SqlService {
         let database = self.database(id_or_name).await?;
         let object = self.runtime.object(DATA_NAMESPACE, &database.uuid)?;
         Ok((database, object))
+    }
+
+    /// The database's current bookmark (its position in commit order, as text).
+    ///
+    /// # Errors
+    /// [`Error::DatabaseNotFound`]; the runtime's.
+    pub async fn current_bookmark(&self, id_or_name: &str) -> Result<String> {
+        let (_, object) = self.object(id_or_name).await?;
+        Ok(object.current_bookmark().await?.to_string())
     }
 
     /// Runs statements as one atomic batch: one event, all committed or, if any fails, none.

@@ -56,8 +56,10 @@ impl ObjectStorage {
             })
             .map_err(Error::internal("read the schema"))?;
         let wanted = |table: &str| options.tables.is_empty() || options.tables.iter().any(|t| t == table);
-        let entries: Vec<SchemaEntry> =
-            entries.into_iter().filter(|e| is_user_name(&e.name) && is_user_name(&e.table) && wanted(&e.table)).collect();
+        let entries: Vec<SchemaEntry> = entries
+            .into_iter()
+            .filter(|e| is_user_name(&e.name) && is_user_name(&e.table) && wanted(&e.table))
+            .collect();
         let mut out = String::from("PRAGMA defer_foreign_keys=TRUE;\n");
         for table in entries.iter().filter(|e| e.kind == "table") {
             if !options.no_schema {

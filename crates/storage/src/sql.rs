@@ -289,10 +289,5 @@ fn run_statement(
     }
     let scanned = u64::try_from(stmt.get_status(StatementStatus::FullscanStep)).unwrap_or(0);
     let returned = rows_out.len() as u64;
-    Ok(Cursor {
-        columns,
-        rows: rows_out.into_iter(),
-        rows_read: returned.max(scanned),
-        rows_written: 0,
-    })
+    Ok(Cursor { columns, rows: rows_out.into_iter(), rows_read: returned.max(scanned), rows_written: 0 })
 }

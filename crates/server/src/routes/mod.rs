@@ -1,6 +1,7 @@
 //! The router: every route, the fallbacks, and the request middleware.
 
 pub(crate) mod admin;
+pub(crate) mod cloudflare;
 pub(crate) mod objects;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -44,6 +45,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body_bytes))
+        .nest("/client/v4", cloudflare::router(&state))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
 }
