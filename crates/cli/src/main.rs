@@ -2,7 +2,10 @@
 
 use std::path::PathBuf;
 
+mod kv_cmd;
 mod object_cmd;
+mod remote;
+mod sql_cmd;
 
 use clap::{Parser, Subcommand};
 
@@ -39,6 +42,30 @@ enum Command {
         token: Option<String>,
         #[command(subcommand)]
         command: object_cmd::ObjectCommand,
+    },
+    /// KV namespaces on a running server: namespace list|create|rename|delete, get, put,
+    /// delete, list, bulk-put, bulk-delete. Exit codes as for `object`.
+    Kv {
+        /// Server URL.
+        #[arg(long, env = "CAIRN_URL", default_value = "http://127.0.0.1:8787", global = true)]
+        url: String,
+        /// Bearer token.
+        #[arg(long, env = "CAIRN_TOKEN", hide_env_values = true, global = true)]
+        token: Option<String>,
+        #[command(subcommand)]
+        command: kv_cmd::KvCommand,
+    },
+    /// SQL databases on a running server: create, list, info, delete, query, export, import,
+    /// migrations create|list|apply. Exit codes as for `object`.
+    Sql {
+        /// Server URL.
+        #[arg(long, env = "CAIRN_URL", default_value = "http://127.0.0.1:8787", global = true)]
+        url: String,
+        /// Bearer token.
+        #[arg(long, env = "CAIRN_TOKEN", hide_env_values = true, global = true)]
+        token: Option<String>,
+        #[command(subcommand)]
+        command: sql_cmd::SqlCommand,
     },
     /// Run a benchmark and print one JSON object per figure.
     Bench {
@@ -127,6 +154,14 @@ fn main() -> anyhow::Result<()> {
         Command::Serve { data_dir, listen, config } => serve(data_dir, listen, config)?,
         Command::Object { url, token, command } => {
             let code = object_cmd::run(&url, token, command);
+            std::process::exit(code as i32);
+        }
+        Command::Kv { url, token, command } => {
+            let code = kv_cmd::run(&url, token, command);
+            std::process::exit(code as i32);
+        }
+        Command::Sql { url, token, command } => {
+            let code = sql_cmd::run(&url, token, command);
             std::process::exit(code as i32);
         }
         Command::Bench { which: Bench::Http { dir, requests } } => {

@@ -1,27 +1,11 @@
 //! `cairn object ...`: the CLI as a client of a running server. Prints JSON on stdout; the exit
 //! code says what happened (see [`ExitCode`]).
 
-use std::io::Read as _;
-
 use base64::Engine as _;
 use cairn_client::{Client, Error, ListOptions, Stored};
 use clap::Subcommand;
 
-/// Exit codes scripts can rely on.
-#[derive(Clone, Copy, Debug)]
-#[repr(u8)]
-pub(crate) enum ExitCode {
-    /// Success.
-    Ok = 0,
-    /// The key does not exist (`get`).
-    NotFound = 3,
-    /// The server refused the request (4xx): bad input, a limit, authentication.
-    Refused = 4,
-    /// The server failed (5xx).
-    ServerError = 5,
-    /// The server could not be reached.
-    Unreachable = 6,
-}
+use crate::remote::{ExitCode, Output};
 
 #[derive(Subcommand)]
 pub(crate) enum ObjectCommand {
@@ -60,69 +44,23 @@ pub(crate) enum ObjectCommand {
     Sql { ns: String, name: String, sql: String, params: Vec<String> },
 }
 
-fn read_value(value: &str) -> Result<Vec<u8>, String> {
-    if value == "-" {
-        let mut buf = Vec::new();
-        std::io::stdin().read_to_end(&mut buf).map_err(|e| format!("cannot read standard input: {e}"))?;
-        Ok(buf)
-    } else {
-        Ok(value.as_bytes().to_vec())
-    }
-}
-
 /// Runs one command and returns the exit code; messages go to stderr, results to stdout.
 pub(crate) fn run(url: &str, token: Option<String>, command: ObjectCommand) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: cannot start: {e}");
-            return ExitCode::Unreachable;
-        }
-    };
-    let client = match Client::new(url, token) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::Refused;
-        }
-    };
-    match runtime.block_on(execute(&client, command)) {
-        Ok(Some(out)) => {
-            print_json(&out);
-            ExitCode::Ok
-        }
-        Ok(None) => {
-            eprintln!("not found");
-            ExitCode::NotFound
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            match &e {
-                Error::Api { status, .. } if *status >= 500 => ExitCode::ServerError,
-                Error::Api { .. } | Error::InvalidUrl(_) => ExitCode::Refused,
-                _ => ExitCode::Unreachable,
-            }
-        }
-    }
+    crate::remote::run(url, token, |client| async move { execute(&client, command).await })
 }
 
-#[allow(clippy::print_stdout)]
-fn print_json(v: &serde_json::Value) {
-    println!("{v}");
-}
-
-async fn execute(client: &Client, command: ObjectCommand) -> Result<Option<serde_json::Value>, Error> {
-    let invalid = |message: String| Error::Api { status: 400, code: "cli.invalid_argument".into(), message };
-    Ok(Some(match command {
+async fn execute(client: &Client, command: ObjectCommand) -> Result<Output, Error> {
+    let invalid = crate::remote::invalid;
+    Ok(Output::Json(match command {
         ObjectCommand::Get { ns, name, key } => match client.object(&ns, &name).get(&key).await? {
-            None => return Ok(None),
+            None => return Ok(Output::NotFound),
             Some(Stored::Json(v)) => v,
             Some(Stored::Bytes(b)) => {
                 serde_json::json!({ "base64": base64::engine::general_purpose::STANDARD.encode(b) })
             }
         },
         ObjectCommand::Put { ns, name, key, value, bytes } => {
-            let raw = read_value(&value).map_err(invalid)?;
+            let raw = crate::remote::read_value(&value).map_err(invalid)?;
             let obj = client.object(&ns, &name);
             if bytes {
                 obj.put_bytes(&key, raw).await?;

@@ -10,8 +10,12 @@
 //! # Ok(()) }
 //! ```
 
+mod cloudflare;
+
 use cairn_api_types as api;
 use reqwest::{Method, StatusCode};
+
+pub use cloudflare::{KvClient, KvPut, SqlClient};
 
 /// What went wrong with a request.
 #[derive(Debug, thiserror::Error)]
@@ -68,7 +72,7 @@ pub struct Client {
     token: Option<String>,
 }
 
-fn encode_segment(s: &str) -> String {
+pub(crate) fn encode_segment(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
@@ -102,11 +106,31 @@ impl Client {
         }
     }
 
-    async fn send(
+    pub(crate) async fn send(
         &self,
         method: Method,
         path: &str,
         body: Option<(&'static str, Vec<u8>)>,
+    ) -> Result<reqwest::Response, Error> {
+        self.send_with(method, path, body).await
+    }
+
+    /// [`Client::send`] with a content type built at run time.
+    pub(crate) async fn send_typed(
+        &self,
+        method: Method,
+        path: &str,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> Result<reqwest::Response, Error> {
+        self.send_with(method, path, Some((content_type, body))).await
+    }
+
+    async fn send_with(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<(&str, Vec<u8>)>,
     ) -> Result<reqwest::Response, Error> {
         let url = format!("{}{path}", self.base);
         let mut req = self.http.request(method, &url);
@@ -122,13 +146,20 @@ impl Client {
         }
         let status = res.status().as_u16();
         let text = res.text().await.map_err(|source| Error::Transport { url, source })?;
-        match serde_json::from_str::<api::ErrorBody>(&text) {
-            Ok(body) => Err(Error::Api { status, code: body.error.code, message: body.error.message }),
-            Err(_) => Err(Error::Api { status, code: "http.unexpected".to_owned(), message: text }),
+        if let Ok(body) = serde_json::from_str::<api::ErrorBody>(&text) {
+            return Err(Error::Api { status, code: body.error.code, message: body.error.message });
         }
+        // The Cloudflare-compatible API answers in Cloudflare's envelope.
+        if let Ok(envelope) = serde_json::from_str::<cloudflare::ErrorEnvelope>(&text)
+            && let Some(first) = envelope.errors.into_iter().next()
+        {
+            let code = first.cairn_code.unwrap_or_else(|| format!("cloudflare.{}", first.code));
+            return Err(Error::Api { status, code, message: first.message });
+        }
+        Err(Error::Api { status, code: "http.unexpected".to_owned(), message: text })
     }
 
-    async fn json<T: serde::de::DeserializeOwned>(
+    pub(crate) async fn json<T: serde::de::DeserializeOwned>(
         &self,
         method: Method,
         path: &str,

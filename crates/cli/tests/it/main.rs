@@ -1,6 +1,7 @@
 //! The `cairn` binary as users run it: `cairn object ...` against a server on a loopback port.
 
 mod crash;
+mod services;
 
 use std::process::Command;
 
@@ -52,8 +53,22 @@ fn server() -> Server {
 }
 
 fn cairn(server: &Server, args: &[&str], token: Option<&str>) -> (i32, String) {
+    run_cairn(server, "object", args, token, None)
+}
+
+/// Runs `cairn {command} --url ... {args}` in `dir` (if given): exit code and trimmed stdout.
+fn run_cairn(
+    server: &Server,
+    command: &str,
+    args: &[&str],
+    token: Option<&str>,
+    dir: Option<&std::path::Path>,
+) -> (i32, String) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_cairn"));
-    cmd.args(["object", "--url", &server.url]).args(args).env_remove("CAIRN_TOKEN").env_remove("CAIRN_URL");
+    if let Some(d) = dir {
+        cmd.current_dir(d);
+    }
+    cmd.args([command, "--url", &server.url]).args(args).env_remove("CAIRN_TOKEN").env_remove("CAIRN_URL");
     if let Some(t) = token {
         cmd.env("CAIRN_TOKEN", t);
     }
