@@ -2,6 +2,7 @@
 
 mod api;
 mod auth;
+mod cloudflare;
 mod config;
 mod e2e;
 mod fuzz;
