@@ -92,7 +92,7 @@ pub enum Error {
     #[error("invalid list cursor")]
     InvalidCursor,
     /// Too many keys (or pairs) in one bulk request.
-    #[error("You can {op} a maximum of {max} keys per request (got {len})")]
+    #[error("{}", too_many_keys_message(op, *max))]
     TooManyKeys {
         /// `request`, `write` or `delete`.
         op: &'static str,
@@ -128,6 +128,15 @@ pub enum Error {
     /// The runtime failed.
     #[error(transparent)]
     Runtime(#[from] cairn_runtime::Error),
+}
+
+/// Workers KV's wording for each bulk operation (the count given is in the error's fields).
+fn too_many_keys_message(op: &str, max: usize) -> String {
+    match op {
+        "request" => format!("You can request a maximum of {max} keys"),
+        "delete" => format!("You can delete maximum of {max} keys per request"),
+        _ => format!("You can write a maximum of {max} keys per request"),
+    }
 }
 
 impl From<cairn_storage::Error> for Error {

@@ -26,9 +26,11 @@ pub enum Error {
     #[error("No SQL statements detected.")]
     NoStatements,
     /// A parameter of a type D1 cannot bind.
-    #[error("D1_TYPE_ERROR: Type not supported for value '{value}'")]
+    #[error("D1_TYPE_ERROR: Type '{kind}' not supported for value '{value}'")]
     UnsupportedType {
-        /// The value.
+        /// Its JavaScript type (`object` for objects and arrays).
+        kind: &'static str,
+        /// The value, as JavaScript's `String(value)` shows it.
         value: String,
     },
     /// A migration file could not be read or named.

@@ -169,10 +169,31 @@ pub fn json_to_sql(v: &serde_json::Value) -> Result<SqlValue> {
         J::String(s) => SqlValue::Text(s.clone()),
         J::Array(items) => {
             let bytes: Option<Vec<u8>> = items.iter().map(|x| x.as_u64().and_then(|b| u8::try_from(b).ok())).collect();
-            SqlValue::Blob(bytes.ok_or_else(|| Error::UnsupportedType { value: v.to_string() })?)
+            SqlValue::Blob(bytes.ok_or_else(|| Error::UnsupportedType { kind: "object", value: js_string(v) })?)
         }
-        J::Object(_) => return Err(Error::UnsupportedType { value: v.to_string() }),
+        J::Object(_) => return Err(Error::UnsupportedType { kind: "object", value: js_string(v) }),
     })
+}
+
+/// A JSON value as JavaScript's `String(value)` shows it (for D1's type error).
+fn js_string(v: &serde_json::Value) -> String {
+    use serde_json::Value as J;
+    match v {
+        J::Null => "null".to_owned(),
+        J::Bool(b) => b.to_string(),
+        J::Number(n) => match n.as_f64() {
+            Some(f) if f.fract() == 0.0 && f.abs() < 1e21 && n.as_i64().is_none() && n.as_u64().is_none() => {
+                format!("{f:.0}")
+            }
+            _ => n.to_string(),
+        },
+        J::String(s) => s.clone(),
+        // `[1, null, [2, 3]]` → `1,,2,3`.
+        J::Array(items) => {
+            items.iter().map(|x| if x.is_null() { String::new() } else { js_string(x) }).collect::<Vec<_>>().join(",")
+        }
+        J::Object(_) => "[object Object]".to_owned(),
+    }
 }
 
 /// The result of an import.
@@ -359,17 +380,19 @@ fn run_statement(s: &mut ObjectStorage, statement: &Statement, out: &mut Vec<Que
         return Err(Error::NoStatements);
     }
     let started = Instant::now();
-    let size_before = s.database_size()?;
-    let rowid_before = s.last_insert_rowid();
+    let mut size_before = s.database_size()?;
+    let mut rowid_before = s.last_insert_rowid();
     let cursors = s.exec_all(&statement.sql, &statement.params)?;
     let duration_ms = started.elapsed().as_secs_f64() * 1000.0 / cursors.len().max(1) as f64;
-    let size_after = s.database_size()?;
-    let last_row_id = s.last_insert_rowid();
     for cursor in cursors {
         let columns = cursor.column_names().to_vec();
         let (rows_read, rows_written) = (cursor.rows_read(), cursor.rows_written());
-        let rows: Vec<Vec<SqlValue>> = cursor.raw().collect();
+        let last_row_id = cursor.last_insert_rowid();
+        let size_after = cursor.size_after().unwrap_or(size_before);
+        // What D1 reports: the statement changed rows, inserted a row, or changed the size.
         let changed_db = rows_written != 0 || last_row_id != rowid_before || size_after != size_before;
+        (size_before, rowid_before) = (size_after, last_row_id);
+        let rows: Vec<Vec<SqlValue>> = cursor.raw().collect();
         out.push(QueryResult {
             columns,
             rows,

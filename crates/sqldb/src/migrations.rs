@@ -29,13 +29,15 @@ pub fn applied_sql(table: &str) -> String {
 }
 
 /// The batch that applies migration `name` with text `sql`: the migration's statements, then
-/// its bookkeeping row, as one atomic batch.
+/// its bookkeeping row, as one atomic batch. A migration of comments only (as
+/// [`create_file`] writes it) adds no statement, so it is just recorded, as wrangler does.
 pub fn apply_batch(table: &str, name: &str, sql: &str) -> Vec<Statement> {
-    vec![
-        Statement::new(create_table_sql(table)),
-        Statement::new(sql.to_owned()),
-        Statement::new(format!("INSERT INTO {} (name) values ('{}');", quote(table), name.replace('\'', "''"))),
-    ]
+    let mut batch = vec![Statement::new(create_table_sql(table))];
+    if !cairn_storage::split_statements(sql).is_empty() {
+        batch.push(Statement::new(sql.to_owned()));
+    }
+    batch.push(Statement::new(format!("INSERT INTO {} (name) values ('{}');", quote(table), name.replace('\'', "''"))));
+    batch
 }
 
 /// The leading integer of a path segment, if it starts with digits.

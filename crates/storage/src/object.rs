@@ -444,7 +444,7 @@ impl ObjectStorage {
         Error::Critical { message }
     }
 
-    fn db_size_bytes(&self) -> Option<u64> {
+    pub(crate) fn db_size_bytes(&self) -> Option<u64> {
         self.internal(|c| {
             let pages: i64 = c.query_row("PRAGMA page_count", [], |r| r.get(0))?;
             let free: i64 = c.query_row("PRAGMA freelist_count", [], |r| r.get(0))?;

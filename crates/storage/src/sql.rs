@@ -27,7 +27,7 @@ impl ObjectStorage {
         if self.single_statement_sql.contains(sql) {
             return self.run_cached(sql, params);
         }
-        let mut cursors = self.run_statements(sql, params)?;
+        let mut cursors = self.run_statements(sql, params, false)?;
         let single = cursors.len() == 1;
         let last = cursors.pop().ok_or(Error::SqlNoStatement)?;
         if single {
@@ -40,13 +40,15 @@ impl ObjectStorage {
     }
 
     /// Like [`ObjectStorage::exec`], but returns one cursor per statement of the text, in
-    /// order (what D1's HTTP API reports for `;`-separated statements).
+    /// order (what D1's HTTP API reports for `;`-separated statements). Each cursor also knows
+    /// the database's size and `last_insert_rowid()` right after its statement
+    /// ([`Cursor::size_after`], [`Cursor::last_insert_rowid`]).
     ///
     /// # Errors
     /// As [`ObjectStorage::exec`].
     pub fn exec_all(&mut self, sql: &str, params: &[SqlValue]) -> Result<Vec<Cursor>> {
         self.check_exec_limits(sql, params)?;
-        let cursors = self.run_statements(sql, params)?;
+        let cursors = self.run_statements(sql, params, true)?;
         if cursors.is_empty() {
             return Err(Error::SqlNoStatement);
         }
@@ -89,12 +91,12 @@ impl ObjectStorage {
 
     /// Runs every statement of `sql`, opening the event's write transaction only when a
     /// statement writes, and returns their cursors.
-    fn run_statements(&mut self, sql: &str, params: &[SqlValue]) -> Result<Vec<Cursor>> {
+    fn run_statements(&mut self, sql: &str, params: &[SqlValue], measure: bool) -> Result<Vec<Cursor>> {
         let may_write = self.in_event_txn();
-        match self.run_batch(sql, params, may_write)? {
+        match self.run_batch(sql, params, may_write, measure)? {
             Outcome::NeedsWrite => {
                 self.begin_write()?;
-                match self.run_batch(sql, params, true)? {
+                match self.run_batch(sql, params, true, measure)? {
                     Outcome::Done(c) => Ok(c),
                     Outcome::NeedsWrite => Err(Error::SqlNoStatement),
                 }
@@ -106,7 +108,7 @@ impl ObjectStorage {
     /// Runs the statements of `sql` one by one. With `may_write == false`, stops with
     /// [`Outcome::NeedsWrite`] at the first statement that writes (the statements
     /// before it only read, so running the text again from the start is harmless).
-    fn run_batch(&mut self, sql: &str, params: &[SqlValue], may_write: bool) -> Result<Outcome> {
+    fn run_batch(&mut self, sql: &str, params: &[SqlValue], may_write: bool, measure: bool) -> Result<Outcome> {
         let max = self.limits.max_sql_result_bytes;
         let mut out = Vec::new();
         let mut consumed_params = false;
@@ -178,6 +180,10 @@ impl ObjectStorage {
                 match result {
                     Ok(mut c) => {
                         c.rows_written = conn.total_changes().saturating_sub(before);
+                        if measure {
+                            c.last_insert_rowid = conn.last_insert_rowid();
+                            c.size_after = self.db_size_bytes();
+                        }
                         out.push(c);
                         consumed_params = wanted > 0;
                     }
@@ -289,5 +295,12 @@ fn run_statement(
     }
     let scanned = u64::try_from(stmt.get_status(StatementStatus::FullscanStep)).unwrap_or(0);
     let returned = rows_out.len() as u64;
-    Ok(Cursor { columns, rows: rows_out.into_iter(), rows_read: returned.max(scanned), rows_written: 0 })
+    Ok(Cursor {
+        columns,
+        rows: rows_out.into_iter(),
+        rows_read: returned.max(scanned),
+        rows_written: 0,
+        last_insert_rowid: 0,
+        size_after: None,
+    })
 }

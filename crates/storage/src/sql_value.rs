@@ -151,6 +151,10 @@ pub struct Cursor {
     pub(crate) rows: std::vec::IntoIter<Vec<SqlValue>>,
     pub(crate) rows_read: u64,
     pub(crate) rows_written: u64,
+    /// `last_insert_rowid()` after the statement (set by `exec_all`).
+    pub(crate) last_insert_rowid: i64,
+    /// Bytes used by the database after the statement (set by `exec_all`).
+    pub(crate) size_after: Option<u64>,
 }
 
 impl Cursor {
@@ -166,6 +170,16 @@ impl Cursor {
     /// Rows inserted, updated or deleted by the statements (triggers included).
     pub fn rows_written(&self) -> u64 {
         self.rows_written
+    }
+    /// `last_insert_rowid()` right after the statement; 0 unless the cursor came from
+    /// [`crate::ObjectStorage::exec_all`].
+    pub fn last_insert_rowid(&self) -> i64 {
+        self.last_insert_rowid
+    }
+    /// Bytes used by the database right after the statement; `None` unless the cursor came
+    /// from [`crate::ObjectStorage::exec_all`].
+    pub fn size_after(&self) -> Option<u64> {
+        self.size_after
     }
     /// The remaining rows as arrays of values, in column order.
     pub fn raw(self) -> impl Iterator<Item = Vec<SqlValue>> {
