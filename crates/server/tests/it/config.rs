@@ -21,10 +21,14 @@ data_dir = "/from/file"
 listen = "127.0.0.1:9000"
 durability = "os"
 max_open_objects = 5
+cloudflare_max_body_bytes = 2000000
 [limits]
 max_value_bytes = 1000
 [namespace_limits.tiny]
 max_key_bytes = 10
+[kv]
+max_value_bytes = 1048576
+min_ttl_secs = 30
 "#,
     )
     .expect("write config");
@@ -36,6 +40,8 @@ max_key_bytes = 10
     assert_eq!(c.limits.max_value_bytes, 1000);
     assert_eq!(c.limits.max_key_bytes, 2048, "unset limits keep their defaults");
     assert_eq!(c.namespace_limits["tiny"].max_key_bytes, 10);
+    assert_eq!((c.kv.max_value_bytes, c.kv.min_ttl_secs, c.kv.max_key_bytes), (1_048_576, 30, 512));
+    assert_eq!(c.cloudflare_max_body_bytes, 2_000_000);
     let c = Config::load(
         Some(&file),
         env(&[("CAIRN_DATA_DIR", "/from/env"), ("CAIRN_DURABILITY", "fsync")]),
