@@ -31,7 +31,7 @@
 //! let ns = kv.create_namespace("sessions").await?;
 //! kv.put(&ns.id, "user:1", b"ada".to_vec(), PutOptions::default()).await?;
 //! let entry = kv.get(&ns.id, "user:1").await?.expect("present");
-//! assert_eq!(entry.value, b"ada");
+//! assert_eq!(entry.text(), "ada");
 //! # rt.close();
 //! # Ok(()) }
 //! ```
@@ -84,6 +84,21 @@ pub struct Entry {
     pub expiration: Option<i64>,
     /// Its metadata.
     pub metadata: Option<serde_json::Value>,
+}
+
+impl Entry {
+    /// The value as text (Workers KV's default `get` type); invalid UTF-8 is replaced.
+    pub fn text(&self) -> std::borrow::Cow<'_, str> {
+        String::from_utf8_lossy(&self.value)
+    }
+
+    /// The value parsed as JSON (`get(key, "json")`).
+    ///
+    /// # Errors
+    /// [`Error::NonJsonValue`] if it is not JSON.
+    pub fn json(&self) -> Result<serde_json::Value> {
+        serde_json::from_slice(&self.value).map_err(|_| Error::NonJsonValue)
+    }
 }
 
 /// Options of a put.
