@@ -9,17 +9,17 @@ use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response, StatusCode};
 use serde::Serialize;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpStream;
 
+use crate::http_conn::HttpConn;
+use crate::load::{Driver, Run, runtime};
 use crate::rss_bytes;
+use crate::server::Server;
 
 /// One HTTP figure: Cairn and the floor under the same load, with latencies.
 #[derive(Clone, Debug, Serialize)]
@@ -92,60 +92,10 @@ async fn serve_floor(listener: tokio::net::TcpListener) {
     }
 }
 
-/// A keep-alive HTTP/1.1 connection that sends one request at a time.
-struct Conn {
-    reader: BufReader<TcpStream>,
-}
-
-impl Conn {
-    async fn open(addr: SocketAddr) -> anyhow::Result<Conn> {
-        let stream = TcpStream::connect(addr).await.context("connect")?;
-        stream.set_nodelay(true).context("nodelay")?;
-        Ok(Conn { reader: BufReader::new(stream) })
-    }
-
-    /// Sends a request and reads the response; returns the status.
-    async fn send(&mut self, method: &str, path: &str, body: &[u8]) -> anyhow::Result<u16> {
-        let head = format!(
-            "{method} {path} HTTP/1.1\r\nhost: bench\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
-            body.len()
-        );
-        let stream = self.reader.get_mut();
-        stream.write_all(head.as_bytes()).await.context("write")?;
-        stream.write_all(body).await.context("write")?;
-        let mut line = String::new();
-        self.reader.read_line(&mut line).await.context("status line")?;
-        let status: u16 = line.get(9..12).and_then(|s| s.parse().ok()).context("status")?;
-        let mut length = 0usize;
-        loop {
-            line.clear();
-            self.reader.read_line(&mut line).await.context("header")?;
-            let l = line.trim_end();
-            if l.is_empty() {
-                break;
-            }
-            if let Some((k, v)) = l.split_once(':')
-                && k.eq_ignore_ascii_case("content-length")
-            {
-                length = v.trim().parse().context("content-length")?;
-            }
-        }
-        let mut body = vec![0u8; length];
-        self.reader.read_exact(&mut body).await.context("body")?;
-        Ok(status)
-    }
-}
-
 #[derive(Clone, Copy)]
 enum Workload {
     Get,
     Put,
-}
-
-struct Run {
-    ops_per_sec: f64,
-    p50_us: u64,
-    p99_us: u64,
 }
 
 fn value_json(i: usize) -> Vec<u8> {
@@ -160,6 +110,33 @@ fn path(object: usize, key: usize) -> String {
     format!("/v1/namespaces/bench/objects/o{object}/kv/k{key}")
 }
 
+/// GETs of key `k0` or PUTs of new keys, spread over `objects` objects.
+struct ObjectKv {
+    addr: SocketAddr,
+    workload: Workload,
+    objects: usize,
+}
+
+impl Driver for ObjectKv {
+    type Conn = HttpConn;
+
+    async fn connect(&self) -> anyhow::Result<HttpConn> {
+        HttpConn::open(self.addr).await
+    }
+
+    async fn request(&self, conn: &mut HttpConn, n: usize) -> anyhow::Result<()> {
+        let object = n % self.objects;
+        let reply = match self.workload {
+            Workload::Put => conn.send("PUT", &path(object, n), JSON, &value_json(n)).await?,
+            Workload::Get => conn.send("GET", &path(object, 0), JSON, b"").await?,
+        };
+        anyhow::ensure!(reply.status == 200, "status {}", reply.status);
+        Ok(())
+    }
+}
+
+const JSON: &str = "application/json";
+
 async fn load(
     addr: SocketAddr,
     workload: Workload,
@@ -167,49 +144,16 @@ async fn load(
     per_conn: usize,
     objects: usize,
 ) -> anyhow::Result<Run> {
-    let started = Instant::now();
-    let mut tasks = tokio::task::JoinSet::new();
-    for c in 0..concurrency {
-        tasks.spawn(async move {
-            let mut conn = Conn::open(addr).await?;
-            let mut latencies = Vec::with_capacity(per_conn);
-            for i in 0..per_conn {
-                let n = c * per_conn + i;
-                let object = n % objects;
-                let t = Instant::now();
-                let status = match workload {
-                    Workload::Put => conn.send("PUT", &path(object, n), &value_json(n)).await?,
-                    Workload::Get => conn.send("GET", &path(object, 0), b"").await?,
-                };
-                latencies.push(t.elapsed());
-                anyhow::ensure!(status == 200, "status {status} for request {n}");
-            }
-            anyhow::Ok(latencies)
-        });
-    }
-    let mut all: Vec<Duration> = Vec::with_capacity(concurrency * per_conn);
-    while let Some(r) = tasks.join_next().await {
-        all.extend(r.context("load task")??);
-    }
-    let elapsed = started.elapsed();
-    all.sort_unstable();
-    let pct = |p: f64| {
-        all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1))).map_or(0, |d| d.as_micros() as u64)
-    };
-    Ok(Run { ops_per_sec: all.len() as f64 / elapsed.as_secs_f64().max(1e-9), p50_us: pct(0.5), p99_us: pct(0.99) })
+    crate::load::load(Arc::new(ObjectKv { addr, workload, objects }), concurrency, per_conn).await
 }
 
 /// Stores key `k0` on every object, for the GETs.
 async fn preload(addr: SocketAddr, objects: usize) -> anyhow::Result<()> {
-    let mut conn = Conn::open(addr).await?;
+    let mut conn = HttpConn::open(addr).await?;
     for o in 0..objects {
-        anyhow::ensure!(conn.send("PUT", &path(o, 0), &value_json(o)).await? == 200, "preload");
+        anyhow::ensure!(conn.send("PUT", &path(o, 0), JSON, &value_json(o)).await?.status == 200, "preload");
     }
     Ok(())
-}
-
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().context("tokio")
 }
 
 /// Runs every HTTP figure, calling `report` as each one is ready.
@@ -219,24 +163,8 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 pub fn http(opts: &HttpBenchOptions, mut report: impl FnMut(&HttpFigure)) -> anyhow::Result<Vec<HttpFigure>> {
     std::fs::create_dir_all(&opts.dir).context("create the benchmark directory")?;
     let work = tempfile::tempdir_in(&opts.dir).context("create a work directory")?;
-    let config = cairn_server::Config {
-        data_dir: work.path().join("cairn"),
-        durability: cairn_runtime::Durability::Fsync,
-        ..cairn_server::Config::default()
-    };
-    // Cairn.
-    let cairn_rt = runtime()?;
-    let cairn_listener = cairn_rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).context("bind")?;
-    let cairn_addr = cairn_listener.local_addr().context("addr")?;
-    let storage = cairn_server::open_runtime(&config).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server_config = config.clone();
-    let cairn_task = cairn_rt.spawn(async move {
-        cairn_server::serve(cairn_listener, &server_config, storage, async {
-            let _ = stop_rx.await;
-        })
-        .await
-    });
+    let server = Server::start(&work.path().join("cairn"))?;
+    let cairn_addr = server.addr;
     // The floor.
     let floor_rt = runtime()?;
     let floor_listener = floor_rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).context("bind")?;
@@ -277,7 +205,6 @@ pub fn http(opts: &HttpBenchOptions, mut report: impl FnMut(&HttpFigure)) -> any
             }
         }
     }
-    let _ = stop_tx.send(());
-    cairn_rt.block_on(cairn_task).context("server task")?.context("serve")?;
+    server.stop()?;
     Ok(out)
 }

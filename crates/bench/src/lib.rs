@@ -1,5 +1,6 @@
 //! Benchmarks that run Cairn and its anchor in the same process, on the same file system, and
-//! report each figure with the anchor's and their ratio. Used by `cairn bench storage`.
+//! report each figure with the anchor's and their ratio. Used by `cairn bench storage`, `cairn
+//! bench http` and `cairn bench kv`.
 //!
 //! Anchors are raw rusqlite doing the same work the way an application using rusqlite directly
 //! would: each query through rusqlite's prepared-statement cache (`prepare_cached`), one table,
@@ -7,8 +8,13 @@
 //! Cairn adds no cost over SQLite itself.
 
 mod http;
+mod http_conn;
+mod kv;
+mod load;
+mod server;
 
 pub use http::{HttpBenchOptions, HttpFigure, http};
+pub use kv::{KvBenchOptions, kv};
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -100,6 +100,25 @@ enum Bench {
         #[arg(long, default_value_t = 1_000)]
         open: usize,
     },
+    /// Cloudflare KV and D1 API (`/client/v4`) against Redis and Miniflare, which it starts
+    /// (install them with scripts/bench-kv.sh).
+    Kv {
+        /// Directory for every store's files (removed afterwards).
+        #[arg(long, default_value = "./cairn-bench")]
+        dir: PathBuf,
+        /// Requests per run at concurrency 32 (lists: a tenth; batches of 1,000 rows: a thousandth).
+        #[arg(long, default_value_t = 20_000)]
+        requests: usize,
+        /// The redis-server binary.
+        #[arg(long, default_value = "redis-server")]
+        redis_server: PathBuf,
+        /// The node binary.
+        #[arg(long, default_value = "node")]
+        node: PathBuf,
+        /// The npm prefix Miniflare is installed in.
+        #[arg(long, default_value = "target/bench-node")]
+        miniflare_prefix: PathBuf,
+    },
 }
 
 fn serve(data_dir: Option<PathBuf>, listen: Option<std::net::SocketAddr>, file: Option<PathBuf>) -> anyhow::Result<()> {
@@ -187,6 +206,16 @@ fn main() -> anyhow::Result<()> {
                 }
             })?;
             // The work directory inside `dir` is removed; remove `dir` too if it is now empty.
+            let _ = std::fs::remove_dir(&dir);
+        }
+        Command::Bench { which: Bench::Kv { dir, requests, redis_server, node, miniflare_prefix } } => {
+            let opts = cairn_bench::KvBenchOptions { dir: dir.clone(), requests, redis_server, node, miniflare_prefix };
+            cairn_bench::kv(&opts, |figure| {
+                #[allow(clippy::print_stdout)]
+                {
+                    println!("{}", serde_json::to_string(figure).unwrap_or_default());
+                }
+            })?;
             let _ = std::fs::remove_dir(&dir);
         }
     }
