@@ -36,6 +36,7 @@
 //! # Ok(()) }
 //! ```
 
+mod cache;
 mod error;
 mod limits;
 
@@ -43,6 +44,8 @@ use base64::Engine as _;
 use cairn_runtime::registry::{Registry, Resource};
 use cairn_runtime::{ObjectRef, Runtime};
 use cairn_storage::{ObjectStorage, SqlValue};
+
+use crate::cache::{Cache, Lookup, State};
 
 pub use error::{Error, ErrorKind, Result};
 pub use limits::KvLimits;
@@ -157,11 +160,18 @@ pub struct KeyList {
 }
 
 /// KV namespaces over a runtime.
-#[derive(Debug)]
 pub struct KvService {
     runtime: Runtime,
     registry: Registry,
     limits: KvLimits,
+    /// Durable entries read or written recently, served without an event.
+    cache: Cache,
+}
+
+impl std::fmt::Debug for KvService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KvService").field("limits", &self.limits).finish_non_exhaustive()
+    }
 }
 
 impl KvService {
@@ -172,7 +182,8 @@ impl KvService {
     /// The runtime's.
     pub fn new(runtime: Runtime, limits: KvLimits) -> Result<KvService> {
         let registry = Registry::new(&runtime, "kv-namespaces")?;
-        Ok(KvService { runtime, registry, limits })
+        let cache = Cache::new(limits.read_cache_bytes);
+        Ok(KvService { runtime, registry, limits, cache })
     }
 
     /// The limits in force.
@@ -235,6 +246,7 @@ impl KvService {
     /// [`Error::NamespaceNotFound`]; the runtime's.
     pub async fn delete_namespace(&self, id: &str) -> Result<()> {
         self.registry.remove(id).await?;
+        self.cache.drop_namespace(id);
         // The object is emptied (its file stays, empty, until objects can be removed).
         self.data_object(id)?.delete_all().await?;
         Ok(())
@@ -256,8 +268,15 @@ impl KvService {
     pub async fn get(&self, ns: &str, key: &str) -> Result<Option<Entry>> {
         self.limits.check_key(key)?;
         let object = self.object(ns).await?;
-        let key = key.to_owned();
-        object.run(move |s| read_entry(s, &key)).await
+        if let Lookup::Hit(entry) = self.cache.get(ns, key, self.now_ms().div_euclid(1000)) {
+            return Ok(entry);
+        }
+        let k = key.to_owned();
+        // The state read reflects every commit up to the object's last one.
+        let (entry, version) = object.run(move |s| Ok::<_, Error>((read_entry(s, &k)?, s.committed_seq()))).await?;
+        let state = entry.as_ref().map_or(State::Absent, State::Present);
+        self.cache.put(ns, key, version, state);
+        Ok(entry)
     }
 
     /// Stores a value (replacing value, expiry and metadata together).
@@ -267,10 +286,18 @@ impl KvService {
     /// [`Error::NamespaceNotFound`]; the runtime's.
     pub async fn put(&self, ns: &str, key: &str, value: Vec<u8>, options: PutOptions) -> Result<()> {
         let pair = BulkPut { key: key.to_owned(), value, options };
-        let row = self.check_put(&pair)?;
+        let (expiration, metadata_text) = self.check_put(&pair)?;
         let object = self.object(ns).await?;
-        let BulkPut { key, value, .. } = pair;
-        object.run(move |s| write_rows(s, vec![(key, value, row.0, row.1)])).await
+        let BulkPut { key: owned_key, value, options } = pair;
+        // A small value is kept for the cache; a large one only marks the key changed.
+        let cached = (value.len() <= 64 * 1024).then(|| Entry {
+            value: value.clone(),
+            expiration,
+            metadata: options.metadata.clone(),
+        });
+        let version = object.run(move |s| write_rows(s, vec![(owned_key, value, expiration, metadata_text)])).await?;
+        self.cache.put(ns, key, version, cached.as_ref().map_or(State::Changed, State::Present));
+        Ok(())
     }
 
     /// Checks one pair, returning its absolute expiry and serialized metadata.
@@ -300,8 +327,12 @@ impl KvService {
             rows.push((pair.key, pair.value, expiration, metadata));
         }
         let n = rows.len();
+        let keys: Vec<String> = rows.iter().map(|r| r.0.clone()).collect();
         let object = self.object(ns).await?;
-        object.run(move |s| write_rows(s, rows)).await?;
+        let version = object.run(move |s| write_rows(s, rows)).await?;
+        for k in &keys {
+            self.cache.put(ns, k, version, State::Changed);
+        }
         Ok(n)
     }
 
@@ -326,14 +357,17 @@ impl KvService {
         }
         let n = keys.len();
         let object = self.object(ns).await?;
-        object
+        let (keys, version) = object
             .run(move |s| {
                 for k in &keys {
                     s.exec("DELETE FROM kv_entries WHERE key = ?1", &[SqlValue::Blob(k.as_bytes().to_vec())])?;
                 }
-                Ok::<_, Error>(())
+                Ok::<_, Error>((keys, next_version(s)))
             })
             .await?;
+        for k in &keys {
+            self.cache.put(ns, k, version, State::Absent);
+        }
         Ok(n)
     }
 
@@ -530,8 +564,15 @@ fn parse_metadata(v: Option<SqlValue>) -> Option<serde_json::Value> {
 
 type Row = (String, Vec<u8>, Option<i64>, Option<String>);
 
-/// Upserts rows and moves the alarm earlier if an expiry comes before it.
-fn write_rows(s: &mut ObjectStorage, rows: Vec<Row>) -> Result<()> {
+/// The commit sequence number the open event will commit with, if it writes (commits number
+/// one more than the previous).
+fn next_version(s: &ObjectStorage) -> u64 {
+    s.committed_seq() + 1
+}
+
+/// Upserts rows and moves the alarm earlier if an expiry comes before it; returns the version
+/// (commit sequence number) the event will commit as.
+fn write_rows(s: &mut ObjectStorage, rows: Vec<Row>) -> Result<u64> {
     let mut earliest: Option<i64> = None;
     for (key, value, expiration, metadata) in rows {
         if let Some(e) = expiration {
@@ -555,7 +596,7 @@ fn write_rows(s: &mut ObjectStorage, rows: Vec<Row>) -> Result<()> {
             s.set_alarm(at)?;
         }
     }
-    Ok(())
+    Ok(next_version(s))
 }
 
 /// The smallest byte string greater than every string starting with `prefix`, if any.

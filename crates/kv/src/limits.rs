@@ -26,6 +26,8 @@ pub struct KvLimits {
     pub max_bulk_get_bytes: usize,
     /// Longest namespace title, in bytes. Default 512.
     pub max_title_bytes: usize,
+    /// Memory for the read cache of durable entries, in bytes (0 turns it off). Default 64 MiB.
+    pub read_cache_bytes: usize,
 }
 
 impl Default for KvLimits {
@@ -40,6 +42,7 @@ impl Default for KvLimits {
             max_bulk_write_keys: 10_000,
             max_bulk_get_bytes: 25 * 1024 * 1024,
             max_title_bytes: 512,
+            read_cache_bytes: 64 * 1024 * 1024,
         }
     }
 }

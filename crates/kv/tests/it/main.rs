@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod bulk;
+mod cache;
 mod entries;
 mod list;
 mod namespaces;
