@@ -47,7 +47,7 @@ use tokio::sync::mpsc;
 pub use config::{Durability, RuntimeBuilder, RuntimeConfig};
 pub use error::{Error, Result};
 pub use handle::ObjectRef;
-pub use stats::RuntimeStats;
+pub use stats::{ROUND_SIZE_BOUNDS, RuntimeStats};
 
 use crate::catalog::Catalog;
 use crate::shard::{Command, Shard};

@@ -215,6 +215,7 @@ impl Shard {
         if nothing_in_flight && round.replies.len() <= INLINE_ROUND_EVENTS {
             let files = round.files.clone();
             let result = sync_round_files(files, &self.syncer.durable, self.config.syncfs_threshold, &self.stats);
+            self.stats.record_round(round.replies.len());
             complete(round, result.as_ref().err(), &self.syncer.durable);
             return;
         }

@@ -60,6 +60,7 @@ pub(crate) fn run(rx: Receiver<Round>, durable: Arc<Durable>, syncfs_threshold: 
         files.dedup_by(|a, b| Arc::ptr_eq(a, b));
         let files = batch.iter().flat_map(|r| r.files.iter().cloned()).collect();
         let result = sync_round_files(files, &durable, syncfs_threshold, &stats);
+        stats.record_round(batch.iter().map(|r| r.replies.len()).sum());
         for round in batch.drain(..) {
             complete(round, result.as_ref().err(), &durable);
         }

@@ -25,6 +25,36 @@ struct RouteLabels {
 
 type LatencyFamily = Family<RouteLabels, Histogram, fn() -> Histogram>;
 
+/// Replies released per durability round (group-commit batch sizes), copied from the runtime's
+/// counters at scrape time.
+#[derive(Clone, Debug, Default)]
+struct RoundSizes {
+    /// Per-bucket counts and the sum of replies; shared with the registry's copy.
+    snapshot: std::sync::Arc<Mutex<([u64; 12], u64)>>,
+}
+
+impl prometheus_client::encoding::EncodeMetric for RoundSizes {
+    fn encode(&self, mut encoder: prometheus_client::encoding::MetricEncoder<'_>) -> Result<(), std::fmt::Error> {
+        let (counts, sum) = *self.snapshot.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let buckets: Vec<(f64, u64)> = cairn_runtime::ROUND_SIZE_BOUNDS
+            .iter()
+            .map(|&b| b as f64)
+            .chain(std::iter::once(f64::INFINITY))
+            .zip(counts)
+            .collect();
+        let count = counts.iter().sum();
+        encoder.encode_histogram::<prometheus_client::encoding::NoLabelSet>(sum as f64, count, &buckets, None)
+    }
+
+    fn metric_type(&self) -> prometheus_client::metrics::MetricType {
+        prometheus_client::metrics::MetricType::Histogram
+    }
+}
+
+impl prometheus_client::metrics::TypedMetric for RoundSizes {
+    const TYPE: prometheus_client::metrics::MetricType = prometheus_client::metrics::MetricType::Histogram;
+}
+
 /// The server's metrics registry.
 pub(crate) struct Metrics {
     /// The registry, behind a mutex only because encoding needs `&Registry` while the families
@@ -44,6 +74,7 @@ struct RuntimeGauges {
     syncfs_calls: Gauge,
     open_objects: Gauge,
     evictions: Gauge,
+    round_sizes: RoundSizes,
 }
 
 fn latency_histogram() -> Histogram {
@@ -74,6 +105,11 @@ impl Metrics {
             "Objects closed to stay within the open-object budget (total)",
             runtime.evictions.clone(),
         );
+        registry.register(
+            "group_commit_size",
+            "Events whose replies one durability round (one fsync cycle) released",
+            runtime.round_sizes.clone(),
+        );
         Metrics { registry: Mutex::new(registry), requests, latency, runtime }
     }
 
@@ -96,6 +132,8 @@ impl Metrics {
         r.syncfs_calls.set(g(stats.syncfs_calls));
         r.open_objects.set(g(stats.open_objects));
         r.evictions.set(g(stats.evictions));
+        *r.round_sizes.snapshot.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
+            (stats.round_sizes, stats.round_replies);
         let mut out = String::new();
         if let Ok(registry) = self.registry.lock() {
             // Writing to a String cannot fail.

@@ -278,6 +278,11 @@ async fn health_and_metrics() {
     assert!(text.contains("cairn_http_requests_total{route=\"/v1/namespaces/{ns}/objects/{name}/kv/{*key}\",method=\"PUT\",status=\"200\"} 1"), "{text}");
     assert!(text.contains("cairn_commits "), "{text}");
     assert!(text.contains("cairn_http_request_duration_seconds_bucket"), "{text}");
+    // Group-commit batch sizes: the one durable PUT was released by a round of one reply.
+    assert!(text.contains("# TYPE cairn_group_commit_size histogram"), "{text}");
+    assert!(text.contains("cairn_group_commit_size_bucket{le=\"1.0\"} 1"), "{text}");
+    assert!(text.contains("cairn_group_commit_size_bucket{le=\"+Inf\"} 1"), "{text}");
+    assert!(text.contains("cairn_group_commit_size_sum 1"), "{text}");
 }
 
 #[tokio::test]
