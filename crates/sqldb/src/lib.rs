@@ -386,7 +386,10 @@ fn run_statement(s: &mut ObjectStorage, statement: &Statement, out: &mut Vec<Que
     let duration_ms = started.elapsed().as_secs_f64() * 1000.0 / cursors.len().max(1) as f64;
     for cursor in cursors {
         let columns = cursor.column_names().to_vec();
-        let (rows_read, rows_written) = (cursor.rows_read(), cursor.rows_written());
+        // D1 counts a written row as read too (miniflare reports an INSERT as 1 read and 1
+        // written, an INSERT ... RETURNING as 2 and 1, a SELECT of 3 rows as 3 and 0).
+        let rows_written = cursor.rows_written();
+        let rows_read = cursor.rows_read() + rows_written;
         let last_row_id = cursor.last_insert_rowid();
         let size_after = cursor.size_after().unwrap_or(size_before);
         // What D1 reports: the statement changed rows, inserted a row, or changed the size.

@@ -165,6 +165,7 @@ async fn meta_reports_what_each_statement_did() {
             .unwrap()
             .remove(0);
         assert_eq!((r.meta.changes, r.meta.rows_written, r.meta.last_row_id), (1, 1, i as i64 + 1));
+        assert_eq!(r.meta.rows_read, 1, "an INSERT with bound values reads 1 row, as in D1");
         assert!(r.meta.changed_db);
         assert!(r.rows.is_empty());
     }
@@ -180,6 +181,7 @@ async fn meta_reports_what_each_statement_did() {
     assert_eq!(returning.columns, ["id", "name"]);
     assert_eq!(returning.rows, vec![vec![int(4), text("dan")]]);
     assert_eq!((returning.meta.rows_written, returning.meta.changes, returning.meta.last_row_id), (1, 1, 4));
+    assert_eq!(returning.meta.rows_read, 2, "INSERT ... RETURNING reads 2 rows, as in D1");
     assert!(returning.meta.changed_db);
 
     let update = env.run(&db, "UPDATE users SET name = upper(name) WHERE id > 1").await.remove(0);
