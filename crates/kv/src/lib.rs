@@ -43,7 +43,7 @@ mod limits;
 use base64::Engine as _;
 use cairn_runtime::registry::{Registry, Resource};
 use cairn_runtime::{ObjectRef, Runtime};
-use cairn_storage::{ObjectStorage, SqlValue};
+use cairn_storage::{ObjectStorage, SqlValue, prefix_successor};
 
 use crate::cache::{Cache, Lookup, State};
 
@@ -599,18 +599,6 @@ fn write_rows(s: &mut ObjectStorage, rows: Vec<Row>) -> Result<u64> {
     Ok(next_version(s))
 }
 
-/// The smallest byte string greater than every string starting with `prefix`, if any.
-fn prefix_successor(prefix: &[u8]) -> Option<Vec<u8>> {
-    let mut p = prefix.to_vec();
-    while let Some(last) = p.pop() {
-        if last < 0xFF {
-            p.push(last + 1);
-            return Some(p);
-        }
-    }
-    None
-}
-
 /// A byte limit in MB as Workers KV prints it (`25`, `0.0009765625`).
 fn show_mb(bytes: usize) -> String {
     let mb = bytes as f64 / (1024.0 * 1024.0);
@@ -619,15 +607,7 @@ fn show_mb(bytes: usize) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{prefix_successor, show_mb};
-
-    #[test]
-    fn successor_of_prefixes() {
-        assert_eq!(prefix_successor(b""), None);
-        assert_eq!(prefix_successor(b"ab"), Some(b"ac".to_vec()));
-        assert_eq!(prefix_successor(&[b'a', 0xFF]), Some(b"b".to_vec()));
-        assert_eq!(prefix_successor(&[0xFF, 0xFF]), None);
-    }
+    use super::show_mb;
 
     #[test]
     fn megabytes() {

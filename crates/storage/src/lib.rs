@@ -48,7 +48,7 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use dump::{DumpOptions, split_statements};
 pub use error::{Error, Result};
 pub use limits::Limits;
-pub use list::ListOptions;
+pub use list::{ListOptions, prefix_successor};
 pub use object::{CommitInfo, FORMAT_VERSION, ObjectStorage, OpenOptions, Synchronous};
 pub use sql_value::{Cursor, Row, SqlValue};
 pub use txn::Transaction;

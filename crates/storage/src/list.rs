@@ -110,8 +110,8 @@ pub(crate) struct KeyRange {
 }
 
 /// The smallest byte string greater than every string starting with `prefix`, or `None` if
-/// there is none (the prefix is all 0xFF bytes, which UTF-8 never produces).
-fn prefix_successor(prefix: &[u8]) -> Option<Vec<u8>> {
+/// there is none (the prefix is empty or all 0xFF bytes, which UTF-8 never produces).
+pub fn prefix_successor(prefix: &[u8]) -> Option<Vec<u8>> {
     let mut p = prefix.to_vec();
     while let Some(last) = p.pop() {
         if last < 0xFF {
@@ -120,4 +120,17 @@ fn prefix_successor(prefix: &[u8]) -> Option<Vec<u8>> {
         }
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::prefix_successor;
+
+    #[test]
+    fn successor_of_prefixes() {
+        assert_eq!(prefix_successor(b""), None);
+        assert_eq!(prefix_successor(b"ab"), Some(b"ac".to_vec()));
+        assert_eq!(prefix_successor(&[b'a', 0xFF]), Some(b"b".to_vec()));
+        assert_eq!(prefix_successor(&[0xFF, 0xFF]), None);
+    }
 }
