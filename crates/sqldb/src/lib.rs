@@ -324,7 +324,7 @@ impl SqlService {
     /// [`Error::NoStatements`] for an empty batch or a text of comments only; the first
     /// failing statement's error (the whole batch is rolled back); [`Error::DatabaseNotFound`].
     pub async fn query(&self, id_or_name: &str, statements: Vec<Statement>) -> Result<Vec<QueryResult>> {
-        if statements.is_empty() || statements.iter().all(|s| !has_statement(&s.sql)) {
+        if statements.is_empty() {
             return Err(Error::NoStatements);
         }
         let (_, object) = self.object(id_or_name).await?;
@@ -370,19 +370,15 @@ impl SqlService {
     }
 }
 
-/// Whether SQL holds anything but whitespace and comments.
-fn has_statement(sql: &str) -> bool {
-    !cairn_storage::split_statements(sql).is_empty()
-}
-
 fn run_statement(s: &mut ObjectStorage, statement: &Statement, out: &mut Vec<QueryResult>) -> Result<()> {
-    if !has_statement(&statement.sql) {
-        return Err(Error::NoStatements);
-    }
     let started = Instant::now();
     let mut size_before = s.database_size()?;
     let mut rowid_before = s.last_insert_rowid();
-    let cursors = s.exec_all(&statement.sql, &statement.params)?;
+    // A text of whitespace and comments only holds no statement: D1 words that its own way.
+    let cursors = s.exec_all(&statement.sql, &statement.params).map_err(|e| match e {
+        cairn_storage::Error::SqlNoStatement => Error::NoStatements,
+        e => Error::from(e),
+    })?;
     let duration_ms = started.elapsed().as_secs_f64() * 1000.0 / cursors.len().max(1) as f64;
     for cursor in cursors {
         let columns = cursor.column_names().to_vec();
