@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use crate::Entry;
 
 /// Values larger than this are read from the object every time.
-const MAX_CACHED_VALUE: usize = 1024 * 1024;
+pub(crate) const MAX_CACHED_VALUE: usize = 1024 * 1024;
 
 /// Per-entry bookkeeping counted against the budget besides key and value.
 const OVERHEAD: usize = 96;
@@ -42,9 +42,9 @@ enum Known {
 }
 
 /// What a caller knows about a key after an event.
-pub(crate) enum State<'a> {
+pub(crate) enum State {
     /// Present with this entry.
-    Present(&'a Entry),
+    Present(Entry),
     /// Absent.
     Absent,
     /// Changed; not worth caching.
@@ -120,7 +120,7 @@ impl Cache {
     }
 
     /// Records that `key` is in `state` as of commit `version`, unless a newer state is cached.
-    pub(crate) fn put(&self, ns: &str, key: &str, version: u64, state: State<'_>) {
+    pub(crate) fn put(&self, ns: &str, key: &str, version: u64, state: State) {
         if self.budget == 0 {
             return;
         }
@@ -132,7 +132,7 @@ impl Cache {
         }
         let map = &mut keys.map;
         let state = match state {
-            State::Present(e) if e.value.len() <= MAX_CACHED_VALUE => Known::Present(Arc::new(e.clone())),
+            State::Present(e) if e.value.len() <= MAX_CACHED_VALUE => Known::Present(Arc::new(e)),
             State::Present(_) | State::Changed => Known::Unknown,
             State::Absent => Known::Absent,
         };
@@ -182,14 +182,14 @@ mod tests {
     fn newer_states_win_whatever_the_order_they_arrive_in() {
         let c = Cache::new(1 << 20);
         assert!(hit(c.get("n", "k", 0)).is_none());
-        c.put("n", "k", 5, State::Present(&entry("five", None)));
-        c.put("n", "k", 4, State::Present(&entry("four", None)));
+        c.put("n", "k", 5, State::Present(entry("five", None)));
+        c.put("n", "k", 4, State::Present(entry("four", None)));
         assert_eq!(hit(c.get("n", "k", 0)), Some(Some(b"five".to_vec())));
         c.put("n", "k", 6, State::Absent);
         assert_eq!(hit(c.get("n", "k", 0)), Some(None));
         c.put("n", "k", 7, State::Changed);
         assert!(hit(c.get("n", "k", 0)).is_none(), "a change not cached is a miss");
-        c.put("n", "k", 6, State::Present(&entry("six", None)));
+        c.put("n", "k", 6, State::Present(entry("six", None)));
         assert!(hit(c.get("n", "k", 0)).is_none(), "and still refuses older states");
         c.drop_namespace("n");
         assert!(hit(c.get("n", "k", 0)).is_none());
@@ -199,16 +199,16 @@ mod tests {
     #[test]
     fn expired_entries_are_absent_and_the_budget_holds() {
         let c = Cache::new(1000);
-        c.put("n", "e", 1, State::Present(&entry("x", Some(10))));
+        c.put("n", "e", 1, State::Present(entry("x", Some(10))));
         assert_eq!(hit(c.get("n", "e", 9)), Some(Some(b"x".to_vec())));
         assert_eq!(hit(c.get("n", "e", 10)), Some(None));
         for i in 0..100 {
-            c.put("n", &format!("k{i}"), 1, State::Present(&entry("0123456789", None)));
+            c.put("n", &format!("k{i}"), 1, State::Present(entry("0123456789", None)));
         }
         assert!(c.bytes.load(Ordering::Relaxed) <= 1000);
         assert!(hit(c.get("n", "k99", 0)).is_some(), "the last write is kept");
         let big = "x".repeat(MAX_CACHED_VALUE + 1);
-        c.put("n", "k99", 2, State::Present(&entry(&big, None)));
+        c.put("n", "k99", 2, State::Present(entry(&big, None)));
         assert!(hit(c.get("n", "k99", 0)).is_none(), "a value too large to cache is not served stale");
     }
 }

@@ -45,7 +45,7 @@ use cairn_runtime::registry::{Registry, Resource};
 use cairn_runtime::{ObjectRef, Runtime};
 use cairn_storage::{ObjectStorage, SqlValue, prefix_successor};
 
-use crate::cache::{Cache, Lookup, State};
+use crate::cache::{Cache, Lookup, MAX_CACHED_VALUE, State};
 
 pub use error::{Error, ErrorKind, Result};
 pub use limits::KvLimits;
@@ -274,7 +274,11 @@ impl KvService {
         let k = key.to_owned();
         // The state read reflects every commit up to the object's last one.
         let (entry, version) = object.run(move |s| Ok::<_, Error>((read_entry(s, &k)?, s.committed_seq()))).await?;
-        let state = entry.as_ref().map_or(State::Absent, State::Present);
+        let state = match &entry {
+            Some(e) if e.value.len() <= MAX_CACHED_VALUE => State::Present(e.clone()),
+            Some(_) => State::Changed,
+            None => State::Absent,
+        };
         self.cache.put(ns, key, version, state);
         Ok(entry)
     }
@@ -289,14 +293,14 @@ impl KvService {
         let (expiration, metadata_text) = self.check_put(&pair)?;
         let object = self.object(ns).await?;
         let BulkPut { key: owned_key, value, options } = pair;
-        // A small value is kept for the cache; a large one only marks the key changed.
-        let cached = (value.len() <= 64 * 1024).then(|| Entry {
+        // A value the cache keeps is copied for it; a larger one only marks the key changed.
+        let cached = (value.len() <= MAX_CACHED_VALUE).then(|| Entry {
             value: value.clone(),
             expiration,
             metadata: options.metadata.clone(),
         });
         let version = object.run(move |s| write_rows(s, vec![(owned_key, value, expiration, metadata_text)])).await?;
-        self.cache.put(ns, key, version, cached.as_ref().map_or(State::Changed, State::Present));
+        self.cache.put(ns, key, version, cached.map_or(State::Changed, State::Present));
         Ok(())
     }
 
