@@ -120,6 +120,10 @@ impl Registry {
         }
     }
 
+    fn existing(lock: &RwLock<BTreeMap<String, Resource>>, id: &str) -> Result<Resource, RegistryError> {
+        Self::read(lock, |m| m.get(id).cloned()).ok_or_else(|| RegistryError::NotFound { id: id.to_owned() })
+    }
+
     fn write(lock: &RwLock<BTreeMap<String, Resource>>, f: impl FnOnce(&mut BTreeMap<String, Resource>)) {
         match lock.write() {
             Ok(mut map) => f(&mut map),
@@ -189,8 +193,7 @@ impl Registry {
     pub async fn rename(&self, id: &str, new_name: &str) -> Result<Resource, RegistryError> {
         let _guard = self.writes.lock().await;
         let cache = self.cache().await?;
-        let mut resource =
-            Self::read(cache, |m| m.get(id).cloned()).ok_or_else(|| RegistryError::NotFound { id: id.to_owned() })?;
+        let mut resource = Self::existing(cache, id)?;
         if resource.name == new_name {
             return Ok(resource);
         }
@@ -220,8 +223,7 @@ impl Registry {
     pub async fn remove(&self, id: &str) -> Result<Resource, RegistryError> {
         let _guard = self.writes.lock().await;
         let cache = self.cache().await?;
-        let resource =
-            Self::read(cache, |m| m.get(id).cloned()).ok_or_else(|| RegistryError::NotFound { id: id.to_owned() })?;
+        let resource = Self::existing(cache, id)?;
         let r = resource.clone();
         self.object
             .run(move |s| {

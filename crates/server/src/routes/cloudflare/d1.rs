@@ -15,7 +15,7 @@ use super::{CfError, authorize, body_bytes, envelope, origin, page_bounds, paged
 use crate::state::{Access, AppState};
 
 fn path<T>(p: Result<Path<T>, PathRejection>) -> Result<T, CfError> {
-    p.map(|Path(v)| v).map_err(|e| CfError::bad_request(7400, "http.invalid_path", e.body_text()))
+    super::path(p, 7400)
 }
 
 /// A 32-hex-digit id as a UUID (`8-4-4-4-12`).

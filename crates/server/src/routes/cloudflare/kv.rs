@@ -19,7 +19,7 @@ fn namespace_json(ns: &Namespace) -> serde_json::Value {
 }
 
 fn path<T>(p: Result<Path<T>, PathRejection>) -> Result<T, CfError> {
-    p.map(|Path(v)| v).map_err(|e| CfError::bad_request(10026, "http.invalid_path", e.body_text()))
+    super::path(p, 10026)
 }
 
 /// Authorizes access to namespace `id` (which must exist).

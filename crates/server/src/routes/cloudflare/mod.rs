@@ -174,9 +174,6 @@ impl From<cairn_sqldb::Error> for CfError {
             _ if status.is_server_error() => 7000,
             _ => 7500,
         };
-        if status.is_server_error() {
-            return CfError::new(status, code, e.code(), e.to_string());
-        }
         CfError::new(status, code, e.code(), e.to_string())
     }
 }
@@ -283,6 +280,14 @@ pub(crate) fn body_bytes(
             CfError::bad_request(10026, "http.invalid_body", e.body_text())
         }
     })
+}
+
+/// Extracts path parameters, with errors in the envelope under Cloudflare `code`.
+pub(crate) fn path<T>(
+    p: Result<axum::extract::Path<T>, axum::extract::rejection::PathRejection>,
+    code: u32,
+) -> Result<T, CfError> {
+    p.map(|axum::extract::Path(v)| v).map_err(|e| CfError::bad_request(code, "http.invalid_path", e.body_text()))
 }
 
 /// Parses the query string, with errors in the envelope.
