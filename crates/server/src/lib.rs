@@ -3,9 +3,11 @@
 //!
 //! # Layout
 //! - `config.rs`: [`Config`], loaded from defaults, a TOML file, `CAIRN_*` variables and flags.
-//! - `state.rs`: [`AppState`] (the runtime handle, tokens, metrics) and authorization.
+//! - `state.rs`: [`AppState`] (the runtime handle, the KV and SQL services, tokens, metrics)
+//!   and authorization.
 //! - `routes/`: the [`router`]; `objects.rs` for `/v1/namespaces/{ns}/objects/{name}/...`,
-//!   `admin.rs` for health, metrics, the OpenAPI document and the catalog.
+//!   `admin.rs` for health, metrics, the OpenAPI document and the catalog, `cloudflare/` for
+//!   Cloudflare's REST API v4 (KV namespaces and D1) under `/client/v4`.
 //! - `error.rs`: `ApiError`, the one place errors become responses.
 //! - `wire.rs`: JSON and base64 conversions; `metrics.rs`: the Prometheus registry.
 //!

@@ -51,9 +51,7 @@ impl AppState {
     /// Never: the services only fail to start for an invalid system namespace name, which is a
     /// constant.
     pub fn new(runtime: Runtime, config: &Config) -> AppState {
-        #[allow(clippy::expect_used)]
         let kv = cairn_kv::KvService::new(runtime.clone(), config.kv.clone()).expect("the KV registry name is valid");
-        #[allow(clippy::expect_used)]
         let sql = cairn_sqldb::SqlService::new(runtime.clone()).expect("the SQL registry name is valid");
         AppState {
             inner: Arc::new(Inner {
