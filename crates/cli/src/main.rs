@@ -27,6 +27,9 @@ enum Command {
         /// Address to listen on [env: CAIRN_LISTEN] (default 127.0.0.1:8787).
         #[arg(long)]
         listen: Option<std::net::SocketAddr>,
+        /// Address of the S3 API [env: CAIRN_S3_LISTEN] (default 127.0.0.1:8788).
+        #[arg(long)]
+        s3_listen: Option<std::net::SocketAddr>,
         /// TOML configuration file.
         #[arg(long)]
         config: Option<PathBuf>,
@@ -121,9 +124,14 @@ enum Bench {
     },
 }
 
-fn serve(data_dir: Option<PathBuf>, listen: Option<std::net::SocketAddr>, file: Option<PathBuf>) -> anyhow::Result<()> {
+fn serve(
+    data_dir: Option<PathBuf>,
+    listen: Option<std::net::SocketAddr>,
+    s3_listen: Option<std::net::SocketAddr>,
+    file: Option<PathBuf>,
+) -> anyhow::Result<()> {
     use anyhow::Context as _;
-    let overrides = cairn_server::Overrides { data_dir, listen };
+    let overrides = cairn_server::Overrides { data_dir, listen, s3_listen };
     let config = cairn_server::Config::load(file.as_deref(), |k| std::env::var(k).ok(), &overrides)?;
     let runtime = cairn_server::open_runtime(&config).context("open the data directory")?;
     let tokio = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("start tokio")?;
@@ -141,7 +149,25 @@ fn serve(data_dir: Option<PathBuf>, listen: Option<std::net::SocketAddr>, file: 
             },
             if config.tokens.is_empty() { ", no authentication: loopback only" } else { "" }
         );
-        cairn_server::serve(listener, &config, runtime, shutdown_signal()).await.context("serve")?;
+        let s3_listener = if config.s3_enabled {
+            let l = tokio::net::TcpListener::bind(config.s3_listen)
+                .await
+                .with_context(|| format!("listen on {} for the S3 API", config.s3_listen))?;
+            let addr = l.local_addr().context("read the S3 listening address")?;
+            eprintln!(
+                "cairn s3 serving http://{addr}{}",
+                if config.s3_keys.is_empty() {
+                    " (no access keys: every request is refused; set CAIRN_S3_ACCESS_KEY_ID and \
+                     CAIRN_S3_SECRET_ACCESS_KEY or [[s3_keys]])"
+                } else {
+                    ""
+                }
+            );
+            Some(l)
+        } else {
+            None
+        };
+        cairn_server::serve_all(listener, s3_listener, &config, runtime, shutdown_signal()).await.context("serve")?;
         eprintln!("cairn stopped");
         anyhow::Ok(())
     })
@@ -170,7 +196,7 @@ fn main() -> anyhow::Result<()> {
         .init();
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve { data_dir, listen, config } => serve(data_dir, listen, config)?,
+        Command::Serve { data_dir, listen, s3_listen, config } => serve(data_dir, listen, s3_listen, config)?,
         Command::Object { url, token, command } => {
             let code = object_cmd::run(&url, token, command);
             std::process::exit(code as i32);

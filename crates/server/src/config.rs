@@ -41,6 +41,26 @@ pub struct Config {
     /// Largest request body under `/client/v4` (KV values up to 25 MiB, bulk writes, D1
     /// imports), in bytes. Default 100 MiB.
     pub cloudflare_max_body_bytes: usize,
+    /// Whether the S3 API is served.
+    pub s3_enabled: bool,
+    /// Address of the S3 API.
+    pub s3_listen: SocketAddr,
+    /// Base domains of virtual-host-style S3 requests (`{bucket}.{domain}`).
+    pub s3_domains: Vec<String>,
+    /// Access keys of the S3 API (plus `CAIRN_S3_ACCESS_KEY_ID` / `CAIRN_S3_SECRET_ACCESS_KEY`).
+    pub s3_keys: Vec<S3Key>,
+    /// Limits of buckets (`[buckets]`).
+    pub buckets: cairn_bucket::BucketLimits,
+}
+
+/// One S3 access key.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct S3Key {
+    /// The access key id.
+    pub access_key_id: String,
+    /// The secret access key.
+    pub secret_access_key: String,
 }
 
 /// A bearer token and what it may do.
@@ -80,6 +100,11 @@ impl Default for Config {
             limits: Limits::default(),
             namespace_limits: BTreeMap::new(),
             tokens: Vec::new(),
+            s3_enabled: true,
+            s3_listen: SocketAddr::from(([127, 0, 0, 1], 8788)),
+            s3_domains: vec!["localhost".to_owned()],
+            s3_keys: Vec::new(),
+            buckets: cairn_bucket::BucketLimits::default(),
         }
     }
 }
@@ -91,6 +116,8 @@ pub struct Overrides {
     pub data_dir: Option<PathBuf>,
     /// `--listen`.
     pub listen: Option<SocketAddr>,
+    /// `--s3-listen`.
+    pub s3_listen: Option<SocketAddr>,
 }
 
 /// A configuration that cannot be used.
@@ -184,11 +211,34 @@ impl Config {
         if let Some(v) = env("CAIRN_TOKEN") {
             config.tokens.push(Token { token: v, namespaces: None, read_only: false });
         }
+        if let Some(v) = env("CAIRN_S3_LISTEN") {
+            config.s3_listen = v.parse().map_err(|_| ConfigError::Env {
+                name: "CAIRN_S3_LISTEN",
+                value: v,
+                reason: "expected an address such as 127.0.0.1:8788",
+            })?;
+        }
+        match (env("CAIRN_S3_ACCESS_KEY_ID"), env("CAIRN_S3_SECRET_ACCESS_KEY")) {
+            (Some(access_key_id), Some(secret_access_key)) => {
+                config.s3_keys.push(S3Key { access_key_id, secret_access_key });
+            }
+            (None, None) => {}
+            (Some(v), None) | (None, Some(v)) => {
+                return Err(ConfigError::Env {
+                    name: "CAIRN_S3_ACCESS_KEY_ID",
+                    value: if v.is_empty() { v } else { "(set)".to_owned() },
+                    reason: "CAIRN_S3_ACCESS_KEY_ID and CAIRN_S3_SECRET_ACCESS_KEY go together",
+                });
+            }
+        }
         if let Some(d) = &overrides.data_dir {
             config.data_dir = d.clone();
         }
         if let Some(l) = overrides.listen {
             config.listen = l;
+        }
+        if let Some(l) = overrides.s3_listen {
+            config.s3_listen = l;
         }
         config.validate()?;
         Ok(config)
@@ -214,6 +264,12 @@ impl Config {
         }
         for ns in self.namespaces.iter().chain(self.namespace_limits.keys()) {
             cairn_storage::layout::validate_namespace(ns).map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        }
+        if let Some(k) = self.s3_keys.iter().find(|k| k.access_key_id.is_empty() || k.secret_access_key.len() < 16) {
+            return Err(ConfigError::Invalid(format!(
+                "S3 access key {:?}: the id must not be empty and the secret needs at least 16 characters",
+                k.access_key_id
+            )));
         }
         if self.max_body_bytes == 0 {
             return Err(ConfigError::Invalid("max_body_bytes must be positive".to_owned()));

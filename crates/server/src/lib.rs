@@ -18,12 +18,13 @@ mod config;
 mod error;
 mod metrics;
 mod routes;
+mod s3;
 mod state;
 mod wire;
 
 use std::future::Future;
 
-pub use config::{Config, ConfigError, Overrides, Token};
+pub use config::{Config, ConfigError, Overrides, S3Key, Token};
 pub use error::ApiError;
 pub use routes::admin::OPENAPI;
 pub use routes::router;
@@ -75,11 +76,57 @@ pub async fn serve(
     runtime: cairn_runtime::Runtime,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    serve_all(listener, None, config, runtime, shutdown).await
+}
+
+/// [`serve`], plus the S3 API on `s3_listener` when given.
+///
+/// # Errors
+/// An I/O error of a listener; an invalid S3 base domain.
+pub async fn serve_all(
+    listener: tokio::net::TcpListener,
+    s3_listener: Option<tokio::net::TcpListener>,
+    config: &Config,
+    runtime: cairn_runtime::Runtime,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let state = AppState::new(runtime.clone(), config);
     let janitor = tokio::spawn(purge_expired_kv(state.clone()));
+    let sweeper = tokio::spawn(sweep_orphan_blobs(state.clone()));
+    // One shutdown signal for every listener.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
+    let s3_server = match s3_listener {
+        Some(l) => {
+            let app = s3::router(&state, config).map_err(std::io::Error::other)?;
+            let stop = stopped(stop_rx.clone());
+            Some(tokio::spawn(async move { axum::serve(l, app).with_graceful_shutdown(stop).await }))
+        }
+        None => None,
+    };
     let app = router(state, config.max_body_bytes);
-    let result = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
+    let mut result = axum::serve(listener, app).with_graceful_shutdown(stopped(stop_rx)).await;
+    if let Some(s3) = s3_server {
+        let s3_result = s3.await.unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())));
+        result = result.and(s3_result);
+    }
     janitor.abort();
+    sweeper.abort();
     runtime.close();
     result
+}
+
+/// Removes blob files left unreferenced by a crash, once, in the background.
+async fn sweep_orphan_blobs(state: AppState) {
+    match state.inner.buckets.sweep_orphans().await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(removed = n, "removed unreferenced blob files"),
+        Err(e) => tracing::warn!(code = e.code(), "sweeping unreferenced blob files failed: {e}"),
+    }
 }

@@ -33,6 +33,8 @@ pub(crate) struct Inner {
     pub(crate) sql: Arc<cairn_sqldb::SqlService>,
     /// Staged D1 exports and imports, reached through unguessable URLs.
     pub(crate) transfers: crate::routes::cloudflare::transfers::Transfers,
+    /// Buckets (served over S3 by `cairn-s3`).
+    pub(crate) buckets: Arc<cairn_bucket::BucketService>,
     /// Largest request body under `/client/v4`.
     pub(crate) cloudflare_max_body_bytes: usize,
 }
@@ -53,10 +55,13 @@ impl AppState {
     pub fn new(runtime: Runtime, config: &Config) -> AppState {
         let kv = cairn_kv::KvService::new(runtime.clone(), config.kv.clone()).expect("the KV registry name is valid");
         let sql = cairn_sqldb::SqlService::new(runtime.clone()).expect("the SQL registry name is valid");
+        let buckets = cairn_bucket::BucketService::new(runtime.clone(), config.buckets.clone())
+            .expect("the bucket registry name is valid and the blob directory can be created");
         AppState {
             inner: Arc::new(Inner {
                 kv: Arc::new(kv),
                 sql: Arc::new(sql),
+                buckets: Arc::new(buckets),
                 transfers: crate::routes::cloudflare::transfers::Transfers::new(config.data_dir.join("transfers")),
                 cloudflare_max_body_bytes: config.cloudflare_max_body_bytes,
                 runtime,
@@ -66,6 +71,11 @@ impl AppState {
                 metrics: Metrics::new(),
             }),
         }
+    }
+
+    /// The bucket service.
+    pub fn buckets(&self) -> &Arc<cairn_bucket::BucketService> {
+        &self.inner.buckets
     }
 
     /// The runtime.

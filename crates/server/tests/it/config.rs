@@ -49,7 +49,11 @@ min_ttl_secs = 30
     )
     .expect("env");
     assert_eq!((c.data_dir.to_str(), c.durability), (Some("/from/env"), Durability::Fsync));
-    let flags = Overrides { data_dir: Some("/from/flag".into()), listen: Some("127.0.0.1:1".parse().expect("addr")) };
+    let flags = Overrides {
+        data_dir: Some("/from/flag".into()),
+        listen: Some("127.0.0.1:1".parse().expect("addr")),
+        ..Overrides::default()
+    };
     let c = Config::load(Some(&file), env(&[("CAIRN_DATA_DIR", "/from/env")]), &flags).expect("flags");
     assert_eq!((c.data_dir.to_str(), c.listen.port()), (Some("/from/flag"), 1));
 }
