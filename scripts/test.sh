@@ -22,3 +22,12 @@ fi
 "$VENV/bin/pip" install --quiet --disable-pip-version-check -r tests/cloudflare_sdk/requirements.txt
 cargo build -p cairn --locked
 CAIRN_BIN=target/debug/cairn "$VENV/bin/pytest" -q -p no:cacheprovider tests/cloudflare_sdk
+
+# Real clients against the real binary's S3 API: boto3 (with requests) and rclone.
+VENV_S3=target/venv-s3
+if [ ! -x "$VENV_S3/bin/pytest" ]; then
+  python3 -m venv "$VENV_S3"
+fi
+"$VENV_S3/bin/pip" install --quiet --disable-pip-version-check -r tests/s3/requirements.txt
+bash tests/s3/install-rclone.sh
+CAIRN_BIN=target/debug/cairn "$VENV_S3/bin/pytest" -q -p no:cacheprovider tests/s3

@@ -100,6 +100,18 @@ fn walk(
     let upper = prefix_successor(prefix);
     // The position: keys strictly after it (or from the prefix on, inclusive).
     let mut position: Option<Vec<u8>> = after.filter(|a| a.as_slice() >= prefix);
+    // A position that rolls up into a prefix (a cursor after a rolled-up prefix, or a marker
+    // naming one) skips everything under that prefix, so it is not returned again.
+    if let (Some(d), Some(p)) = (delimiter, &position)
+        && let Some(i) = find(&p[prefix.len()..], d.as_bytes())
+    {
+        let rolled = p[..prefix.len() + i + d.len()].to_vec();
+        if let Some(last) = last_key_under(s, &rolled)?
+            && last > *p
+        {
+            position = Some(last);
+        }
+    }
     let mut out = ObjectList::default();
     let mut entries = 0usize;
     let sql = format!(

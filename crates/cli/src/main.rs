@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+mod bucket_cmd;
 mod kv_cmd;
 mod object_cmd;
 mod remote;
@@ -45,6 +46,18 @@ enum Command {
         token: Option<String>,
         #[command(subcommand)]
         command: object_cmd::ObjectCommand,
+    },
+    /// Buckets on a running server: create, list, delete, put, get, ls, rm. Transfers stream
+    /// with a progress bar. Exit codes as for `object`.
+    Bucket {
+        /// Server URL.
+        #[arg(long, env = "CAIRN_URL", default_value = "http://127.0.0.1:8787", global = true)]
+        url: String,
+        /// Bearer token.
+        #[arg(long, env = "CAIRN_TOKEN", hide_env_values = true, global = true)]
+        token: Option<String>,
+        #[command(subcommand)]
+        command: bucket_cmd::BucketCommand,
     },
     /// KV namespaces on a running server: namespace list|create|rename|delete, get, put,
     /// delete, list, bulk-put, bulk-delete. Exit codes as for `object`.
@@ -199,6 +212,10 @@ fn main() -> anyhow::Result<()> {
         Command::Serve { data_dir, listen, s3_listen, config } => serve(data_dir, listen, s3_listen, config)?,
         Command::Object { url, token, command } => {
             let code = object_cmd::run(&url, token, command);
+            std::process::exit(code as i32);
+        }
+        Command::Bucket { url, token, command } => {
+            let code = bucket_cmd::run(&url, token, command);
             std::process::exit(code as i32);
         }
         Command::Kv { url, token, command } => {

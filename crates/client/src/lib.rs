@@ -10,11 +10,13 @@
 //! # Ok(()) }
 //! ```
 
+mod buckets;
 mod cloudflare;
 
 use cairn_api_types as api;
 use reqwest::{Method, StatusCode};
 
+pub use buckets::{BucketClient, ObjectPage, PutObject};
 pub use cloudflare::{KvClient, KvPut, SqlClient};
 
 /// What went wrong with a request.
@@ -141,6 +143,21 @@ impl Client {
             req = req.header(reqwest::header::CONTENT_TYPE, content_type).body(bytes);
         }
         let res = req.send().await.map_err(|source| Error::Transport { url: url.clone(), source })?;
+        Self::check(res, url).await
+    }
+
+    /// A request builder for `path` with the token set.
+    pub(crate) fn request(&self, method: Method, path: &str) -> (reqwest::RequestBuilder, String) {
+        let url = format!("{}{path}", self.base);
+        let mut req = self.http.request(method, &url);
+        if let Some(t) = &self.token {
+            req = req.bearer_auth(t);
+        }
+        (req, url)
+    }
+
+    /// The response if it is a success, else its error.
+    pub(crate) async fn check(res: reqwest::Response, url: String) -> Result<reqwest::Response, Error> {
         if res.status().is_success() {
             return Ok(res);
         }

@@ -34,6 +34,9 @@ fn matcher(c: &ETagCondition) -> EtagMatcher {
 }
 
 /// Conditions from S3's `If-*` (or `x-amz-copy-source-if-*`) headers; `None` when none is set.
+///
+/// `If-Unmodified-Since` holds when the object was not modified *after* the date (RFC 9110),
+/// so an upload in the same second passes; R2's rule is strict, hence the extra second.
 pub(crate) fn conditions(
     if_match: Option<&ETagCondition>,
     if_none_match: Option<&ETagCondition>,
@@ -44,10 +47,33 @@ pub(crate) fn conditions(
         etag_matches: if_match.map(|m| vec![matcher(m)]),
         etag_does_not_match: if_none_match.map(|m| vec![matcher(m)]),
         uploaded_after: if_modified_since.map(to_ms),
-        uploaded_before: if_unmodified_since.map(to_ms),
+        uploaded_before: if_unmodified_since.map(|t| to_ms(t).saturating_add(1000)),
         seconds_granularity: true,
     };
     (!c.is_empty()).then_some(c)
+}
+
+/// [`conditions`] of a read, taking `If-Match` and `If-None-Match` from the raw headers so
+/// that lists of etags (`"a", "b"`) work.
+pub(crate) fn read_conditions(
+    headers: &http::HeaderMap,
+    if_modified_since: Option<&Timestamp>,
+    if_unmodified_since: Option<&Timestamp>,
+) -> S3Result<Option<Conditions>> {
+    let list = |name: &'static str| -> S3Result<Option<Vec<EtagMatcher>>> {
+        let Some(v) = headers.get(name) else { return Ok(None) };
+        let v = v
+            .to_str()
+            .map_err(|_| S3Error::with_message(S3ErrorCode::InvalidArgument, format!("{name} is not text")))?;
+        cairn_bucket::parse_etag_list(name, v)
+            .map(Some)
+            .map_err(|e| S3Error::with_message(S3ErrorCode::InvalidArgument, e.to_string()))
+    };
+    let mut c = conditions(None, None, if_modified_since, if_unmodified_since).unwrap_or_default();
+    c.etag_matches = list("if-match")?;
+    c.etag_does_not_match = list("if-none-match")?;
+    c.seconds_granularity = true;
+    Ok((!c.is_empty()).then_some(c))
 }
 
 /// The HTTP metadata sent with a write.

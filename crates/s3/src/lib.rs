@@ -26,7 +26,9 @@ use cairn_bucket::{
 use s3s::dto::*;
 use s3s::{S3, S3Error, S3ErrorCode, S3Request, S3Response, S3Result};
 
-use crate::convert::{ChecksumRequest, conditions, custom_metadata, encode_base64, etag, from_ms, http_metadata};
+use crate::convert::{
+    ChecksumRequest, conditions, custom_metadata, encode_base64, etag, from_ms, http_metadata, read_conditions,
+};
 use crate::errors::to_s3;
 
 /// How the S3 listener is set up.
@@ -45,16 +47,52 @@ pub struct S3Config {
 /// A base domain that is not a valid domain name.
 pub fn service(buckets: Arc<BucketService>, config: &S3Config) -> Result<s3s::service::S3Service, String> {
     let mut builder = s3s::service::S3ServiceBuilder::new(CairnS3 { buckets });
-    let mut auth = s3s::auth::SimpleAuth::new();
-    for (id, secret) in &config.keys {
-        auth.register(id.clone(), secret.clone().into());
+    builder.set_auth(Keys(config.keys.iter().cloned().collect()));
+    if let Some(bad) = config.domains.iter().find(|d| d.is_empty() || d.contains(':') || d.starts_with('.')) {
+        return Err(format!("invalid S3 base domain {bad:?}: give a host name such as s3.example.com"));
     }
-    builder.set_auth(auth);
-    if !config.domains.is_empty() {
-        let host = s3s::host::MultiDomain::new(&config.domains).map_err(|e| e.to_string())?;
-        builder.set_host(host);
-    }
+    builder.set_host(Domains(config.domains.iter().map(|d| d.to_ascii_lowercase()).collect()));
     Ok(builder.build())
+}
+
+/// Virtual-host-style addressing: `{bucket}.{domain}[:port]` names a bucket; any other host
+/// (an IP address, the domain itself, `localhost`) is path-style.
+struct Domains(Vec<String>);
+
+impl s3s::host::S3Host for Domains {
+    fn parse_host_header<'a>(&'a self, host: &'a str) -> S3Result<s3s::host::VirtualHost<'a>> {
+        // `name:port`; an IPv6 literal (`[::1]:8788`) is never a bucket's host.
+        let name = match host.rsplit_once(':') {
+            _ if host.starts_with('[') => host,
+            Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+            _ => host,
+        };
+        let name = name.to_ascii_lowercase();
+        for domain in &self.0 {
+            if let Some(bucket) = name.strip_suffix(domain.as_str()).and_then(|b| b.strip_suffix('.'))
+                && !bucket.is_empty()
+            {
+                return Ok(s3s::host::VirtualHost::new(domain.as_str()).with_bucket(bucket.to_owned()));
+            }
+        }
+        Ok(s3s::host::VirtualHost::new(name))
+    }
+}
+
+/// The access keys requests are signed with.
+struct Keys(std::collections::HashMap<String, String>);
+
+#[async_trait::async_trait]
+impl s3s::auth::S3Auth for Keys {
+    async fn get_secret_key(&self, access_key: &str) -> S3Result<s3s::auth::SecretKey> {
+        match self.0.get(access_key) {
+            Some(secret) => Ok(secret.clone().into()),
+            None => Err(S3Error::with_message(
+                S3ErrorCode::InvalidAccessKeyId,
+                "The AWS Access Key Id you provided does not exist in our records.",
+            )),
+        }
+    }
 }
 
 /// The S3 operations on Cairn buckets.
@@ -108,7 +146,8 @@ fn read_headers(o: &BucketObject, with_checksums: bool) -> ReadHeaders {
     let h = &o.http_metadata;
     let sum = |alg| if with_checksums { o.checksum(alg).map(|d| encode_base64(&d)) } else { None };
     ReadHeaders {
-        content_type: h.content_type.clone(),
+        // What S3 answers for an object stored without a type.
+        content_type: Some(h.content_type.clone().unwrap_or_else(|| "binary/octet-stream".to_owned())),
         content_language: h.content_language.clone(),
         content_disposition: h.content_disposition.clone(),
         content_encoding: h.content_encoding.clone(),
@@ -134,6 +173,35 @@ fn condition_error(eval: cairn_bucket::Evaluation) -> S3Error {
             S3ErrorCode::PreconditionFailed,
             "At least one of the pre-conditions you specified did not hold",
         )
+    }
+}
+
+/// Most bytes of a refused upload read before answering.
+const DRAIN_LIMIT: usize = 64 * 1024 * 1024;
+
+/// Reads (and drops) what is left of a refused upload's body, so that the client, still
+/// sending it, gets the error response instead of a reset connection.
+async fn drain(body: Option<StreamingBlob>, error: S3Error) -> S3Error {
+    use futures_util::StreamExt as _;
+    if let Some(mut body) = body {
+        let mut read = 0;
+        while let Some(Ok(chunk)) = body.next().await {
+            read += chunk.len();
+            if read > DRAIN_LIMIT {
+                break;
+            }
+        }
+    }
+    error
+}
+
+/// R2's form of an HTTP range.
+fn range_spec(r: Range) -> RangeSpec {
+    match r {
+        Range::Int { first, last } => {
+            RangeSpec { offset: Some(first), length: last.map(|l| l.saturating_sub(first) + 1), suffix: None }
+        }
+        Range::Suffix { length } => RangeSpec { suffix: Some(length), ..Default::default() },
     }
 }
 
@@ -219,32 +287,37 @@ impl S3 for CairnS3 {
     }
 
     async fn put_object(&self, req: S3Request<PutObjectInput>) -> S3Result<S3Response<PutObjectOutput>> {
-        let S3Request { input, headers, trailing_headers, .. } = req;
+        let S3Request { mut input, headers, trailing_headers, .. } = req;
+        let body = input.body.take();
         let limits = self.buckets.limits();
-        limits.check_key(&input.key).map_err(to_s3)?;
-        let custom = custom_metadata(input.metadata);
-        limits.check_custom_metadata(&custom).map_err(to_s3)?;
-        if let Some(len) = input.content_length
-            && len.unsigned_abs() > limits.max_object_bytes
-        {
-            return Err(to_s3(cairn_bucket::Error::EntityTooLarge {
-                len: len.unsigned_abs(),
-                max: limits.max_object_bytes,
-            }));
-        }
-        let sums = ChecksumRequest::new(
-            input.content_md5.as_deref(),
-            [
-                (ChecksumAlgorithm::Crc32, input.checksum_crc32.as_deref()),
-                (ChecksumAlgorithm::Crc32c, input.checksum_crc32c.as_deref()),
-                (ChecksumAlgorithm::Crc64Nvme, input.checksum_crc64nvme.as_deref()),
-                (ChecksumAlgorithm::Sha1, input.checksum_sha1.as_deref()),
-                (ChecksumAlgorithm::Sha256, input.checksum_sha256.as_deref()),
-            ],
-            input.checksum_algorithm.as_ref().map(ChecksumAlgorithm_::as_str),
-            &headers,
-        )?;
-        let (staged, sums) = self.receive(&input.bucket, input.body, sums, trailing_headers.as_ref()).await?;
+        let custom = custom_metadata(input.metadata.take());
+        let checked = (|| {
+            limits.check_key(&input.key).map_err(to_s3)?;
+            limits.check_custom_metadata(&custom).map_err(to_s3)?;
+            if let Some(len) = input.content_length
+                && len.unsigned_abs() > limits.max_object_bytes
+            {
+                let (len, max) = (len.unsigned_abs(), limits.max_object_bytes);
+                return Err(to_s3(cairn_bucket::Error::EntityTooLarge { len, max }));
+            }
+            ChecksumRequest::new(
+                input.content_md5.as_deref(),
+                [
+                    (ChecksumAlgorithm::Crc32, input.checksum_crc32.as_deref()),
+                    (ChecksumAlgorithm::Crc32c, input.checksum_crc32c.as_deref()),
+                    (ChecksumAlgorithm::Crc64Nvme, input.checksum_crc64nvme.as_deref()),
+                    (ChecksumAlgorithm::Sha1, input.checksum_sha1.as_deref()),
+                    (ChecksumAlgorithm::Sha256, input.checksum_sha256.as_deref()),
+                ],
+                input.checksum_algorithm.as_ref().map(ChecksumAlgorithm_::as_str),
+                &headers,
+            )
+        })();
+        let sums = match checked {
+            Ok(sums) => sums,
+            Err(e) => return Err(drain(body, e).await),
+        };
+        let (staged, sums) = self.receive(&input.bucket, body, sums, trailing_headers.as_ref()).await?;
         let only_if = conditions(input.if_match.as_ref(), input.if_none_match.as_ref(), None, None);
         let options = PutOptions {
             http_metadata: http_metadata(
@@ -277,18 +350,9 @@ impl S3 for CairnS3 {
 
     async fn get_object(&self, req: S3Request<GetObjectInput>) -> S3Result<S3Response<GetObjectOutput>> {
         let input = req.input;
-        let only_if = conditions(
-            input.if_match.as_ref(),
-            input.if_none_match.as_ref(),
-            input.if_modified_since.as_ref(),
-            input.if_unmodified_since.as_ref(),
-        );
-        let range = input.range.map(|r| match r {
-            Range::Int { first, last } => {
-                RangeSpec { offset: Some(first), length: last.map(|l| l.saturating_sub(first) + 1), suffix: None }
-            }
-            Range::Suffix { length } => RangeSpec { suffix: Some(length), ..Default::default() },
-        });
+        let only_if =
+            read_conditions(&req.headers, input.if_modified_since.as_ref(), input.if_unmodified_since.as_ref())?;
+        let range = input.range.map(range_spec);
         let outcome = self
             .buckets
             .get(&input.bucket, &input.key, GetOptions { only_if, range })
@@ -332,28 +396,33 @@ impl S3 for CairnS3 {
 
     async fn head_object(&self, req: S3Request<HeadObjectInput>) -> S3Result<S3Response<HeadObjectOutput>> {
         let input = req.input;
+        let only_if =
+            read_conditions(&req.headers, input.if_modified_since.as_ref(), input.if_unmodified_since.as_ref())?;
         let o = self
             .buckets
             .head(&input.bucket, &input.key)
             .await
             .map_err(to_s3)?
             .ok_or_else(|| S3Error::with_message(S3ErrorCode::NoSuchKey, "The specified key does not exist."))?;
-        if let Some(c) = conditions(
-            input.if_match.as_ref(),
-            input.if_none_match.as_ref(),
-            input.if_modified_since.as_ref(),
-            input.if_unmodified_since.as_ref(),
-        ) {
+        if let Some(c) = only_if {
             let eval = c.evaluate(Some((o.etag.as_str(), o.uploaded_ms)));
             if !eval.passed() {
                 return Err(condition_error(eval));
             }
         }
-        let h = read_headers(&o, checksum_mode_enabled(input.checksum_mode.as_ref()));
+        let range = match input.range.map(range_spec) {
+            Some(spec) => Some(spec.resolve(o.size).map_err(to_s3)?),
+            None => None,
+        };
+        let h = read_headers(&o, range.is_none() && checksum_mode_enabled(input.checksum_mode.as_ref()));
         let [crc32, crc32c, crc64nvme, sha1, sha256] = h.checksums;
-        ok(HeadObjectOutput {
+        let length = range.map_or(o.size, |r| r.length);
+        let content_range = range.map(|r| format!("bytes {}-{}/{}", r.offset, r.offset + r.length - 1, o.size));
+        let status = if range.is_some() { http::StatusCode::PARTIAL_CONTENT } else { http::StatusCode::OK };
+        let output = HeadObjectOutput {
             accept_ranges: Some("bytes".to_owned()),
-            content_length: Some(i64::try_from(o.size).unwrap_or(i64::MAX)),
+            content_length: Some(i64::try_from(length).unwrap_or(i64::MAX)),
+            content_range,
             e_tag: Some(etag(&o)),
             last_modified: Some(from_ms(o.uploaded_ms)),
             parts_count: o.part_count.and_then(|n| i32::try_from(n).ok()),
@@ -370,7 +439,8 @@ impl S3 for CairnS3 {
             checksum_sha1: sha1,
             checksum_sha256: sha256,
             ..Default::default()
-        })
+        };
+        Ok(S3Response::with_status(output, status))
     }
 
     async fn delete_object(&self, req: S3Request<DeleteObjectInput>) -> S3Result<S3Response<DeleteObjectOutput>> {
@@ -522,10 +592,15 @@ impl S3 for CairnS3 {
         };
         // The next marker is the position the page ended at: the last key, or the last key
         // under the last rolled-up prefix (so that prefix is not returned again).
-        let next_marker = page.cursor.as_deref().and_then(cairn_bucket::decode_cursor).map(|k| encode(k, url));
+        // S3's NextMarker is the last entry returned, a key or a rolled-up prefix (a marker
+        // that rolls up into a prefix skips everything under it).
+        let last_key = page.objects.last().map(|o| o.key.clone());
+        let last_prefix = page.delimited_prefixes.last().cloned();
+        let next_marker = if page.truncated { last_key.max(last_prefix).map(|k| encode(k, url)) } else { None };
         ok(ListObjectsOutput {
             name: Some(input.bucket),
-            prefix: Some(encode(input.prefix.unwrap_or_default(), url)),
+            // Version 1 sends the prefix as given, even with encoding-type=url.
+            prefix: Some(input.prefix.unwrap_or_default()),
             delimiter: input.delimiter.map(|d| encode(d, url)),
             marker: Some(encode(input.marker.unwrap_or_default(), url)),
             max_keys: Some(i32::try_from(max).unwrap_or(1000)),
@@ -569,22 +644,28 @@ impl S3 for CairnS3 {
     }
 
     async fn upload_part(&self, req: S3Request<UploadPartInput>) -> S3Result<S3Response<UploadPartOutput>> {
-        let S3Request { input, headers, trailing_headers, .. } = req;
+        let S3Request { mut input, headers, trailing_headers, .. } = req;
+        let body = input.body.take();
         let limits = self.buckets.limits();
-        limits.check_part_number(i64::from(input.part_number)).map_err(to_s3)?;
-        let sums = ChecksumRequest::new(
-            input.content_md5.as_deref(),
-            [
-                (ChecksumAlgorithm::Crc32, input.checksum_crc32.as_deref()),
-                (ChecksumAlgorithm::Crc32c, input.checksum_crc32c.as_deref()),
-                (ChecksumAlgorithm::Crc64Nvme, input.checksum_crc64nvme.as_deref()),
-                (ChecksumAlgorithm::Sha1, input.checksum_sha1.as_deref()),
-                (ChecksumAlgorithm::Sha256, input.checksum_sha256.as_deref()),
-            ],
-            input.checksum_algorithm.as_ref().map(ChecksumAlgorithm_::as_str),
-            &headers,
-        )?;
-        let (staged, sums) = self.receive(&input.bucket, input.body, sums, trailing_headers.as_ref()).await?;
+        let checked = limits.check_part_number(i64::from(input.part_number)).map_err(to_s3).and_then(|_| {
+            ChecksumRequest::new(
+                input.content_md5.as_deref(),
+                [
+                    (ChecksumAlgorithm::Crc32, input.checksum_crc32.as_deref()),
+                    (ChecksumAlgorithm::Crc32c, input.checksum_crc32c.as_deref()),
+                    (ChecksumAlgorithm::Crc64Nvme, input.checksum_crc64nvme.as_deref()),
+                    (ChecksumAlgorithm::Sha1, input.checksum_sha1.as_deref()),
+                    (ChecksumAlgorithm::Sha256, input.checksum_sha256.as_deref()),
+                ],
+                input.checksum_algorithm.as_ref().map(ChecksumAlgorithm_::as_str),
+                &headers,
+            )
+        });
+        let sums = match checked {
+            Ok(sums) => sums,
+            Err(e) => return Err(drain(body, e).await),
+        };
+        let (staged, sums) = self.receive(&input.bucket, body, sums, trailing_headers.as_ref()).await?;
         let part = self
             .buckets
             .upload_part(

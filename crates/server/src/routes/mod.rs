@@ -1,6 +1,7 @@
 //! The router: every route, the fallbacks, and the request middleware.
 
 pub(crate) mod admin;
+pub(crate) mod buckets;
 pub(crate) mod cloudflare;
 pub(crate) mod objects;
 
@@ -45,6 +46,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body_bytes))
+        .merge(buckets::router())
         .nest("/client/v4", cloudflare::router(&state))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
