@@ -1,6 +1,7 @@
 //! Benchmarks that run Cairn and its anchor in the same process, on the same file system, and
 //! report each figure with the anchor's and their ratio. Used by `cairn bench storage`, `cairn
-//! bench http` and `cairn bench kv`.
+//! bench http`, `cairn bench kv` and `cairn bench s3` (whose server is a child process and
+//! whose anchors are plain file I/O, see `s3.rs`).
 //!
 //! Anchors are raw rusqlite doing the same work the way an application using rusqlite directly
 //! would: each query through rusqlite's prepared-statement cache (`prepare_cached`), one table,
@@ -11,10 +12,12 @@ mod http;
 mod http_conn;
 mod kv;
 mod load;
+mod s3;
 mod server;
 
 pub use http::{HttpBenchOptions, HttpFigure, http};
 pub use kv::{KvBenchOptions, kv};
+pub use s3::{S3BenchOptions, s3};
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

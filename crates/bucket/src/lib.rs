@@ -337,23 +337,28 @@ impl BucketService {
     pub async fn sweep_orphans(&self) -> Result<u64> {
         let mut removed = 0;
         for bucket in self.list_buckets().await? {
-            let files = self.store.blobs_older_than(&bucket.id, self.started);
+            let files = self.store.files_older_than(&bucket.id, self.started);
             let object = self.data_object(&bucket.id)?;
             for batch in files.chunks(500) {
                 let batch = batch.to_vec();
-                let orphans = object
+                let store = Arc::clone(&self.store);
+                let id = bucket.id.clone();
+                let strays = object
                     .run(move |s| {
-                        let mut orphans = Vec::new();
-                        for blob in batch {
-                            if !blob_referenced(s, &blob)? {
-                                orphans.push(blob);
+                        let mut strays = Vec::new();
+                        for (name, path) in batch {
+                            // A file is kept only where a row's blob id says it lives.
+                            if !store.is_blob_path(&id, &name, &path) || !blob_referenced(s, &name)? {
+                                strays.push(path);
                             }
                         }
-                        Ok::<_, Error>(orphans)
+                        Ok::<_, Error>(strays)
                     })
                     .await?;
-                removed += orphans.len() as u64;
-                self.store.remove(&bucket.id, &orphans);
+                removed += strays.len() as u64;
+                for path in &strays {
+                    self.store.remove_path(path);
+                }
             }
         }
         Ok(removed)

@@ -341,11 +341,11 @@ impl BucketService {
                 let upload = open_upload(s, &k, &id, false)?;
                 let stored = read_parts(s, &id)?;
                 let mut seen = HashSet::new();
+                if let Some(dup) = listed.iter().find(|p| !seen.insert(p.part_number)) {
+                    return Err(Error::DuplicatePart { part_number: dup.part_number });
+                }
                 let mut chosen = Vec::with_capacity(listed.len());
                 for p in &listed {
-                    if !seen.insert(p.part_number) {
-                        return Err(Error::DuplicatePart { part_number: p.part_number });
-                    }
                     match stored.get(&p.part_number) {
                         Some(row) if row.etag == unquote(&p.etag) => chosen.push(row.clone()),
                         _ => return Err(Error::InvalidPart { part_number: p.part_number }),
@@ -609,7 +609,9 @@ fn check_sizes(parts: &[PartRow], min: u64) -> Result<()> {
         {
             let size = first.size;
             if size < min {
-                return Err(Error::EntityTooSmall { part_number: first.number, len: size, min });
+                return Err(Error::InvalidPartSizes {
+                    reason: format!("part {} has {size} bytes, under the minimum part size {min}", first.number),
+                });
             }
             if let Some(odd) = init.iter().find(|p| p.size != size) {
                 return Err(Error::InvalidPartSizes {

@@ -100,20 +100,47 @@ impl BlobStore {
         }
     }
 
-    /// Every blob file of a bucket last modified before `before`, as blob ids.
-    pub(crate) fn blobs_older_than(&self, bucket_id: &str, before: std::time::SystemTime) -> Vec<String> {
+    /// Every file in a bucket's blob directory (at any depth up to the fan-out level) last
+    /// modified before `before`: (file name, path). Names that are not blob ids are included,
+    /// so that the sweep removes whatever does not belong.
+    pub(crate) fn files_older_than(&self, bucket_id: &str, before: std::time::SystemTime) -> Vec<(String, PathBuf)> {
         let mut out = Vec::new();
-        let Ok(dirs) = std::fs::read_dir(self.bucket_dir(bucket_id)) else { return out };
-        for dir in dirs.flatten() {
-            let Ok(files) = std::fs::read_dir(dir.path()) else { continue };
-            for file in files.flatten() {
-                let old = file.metadata().and_then(|m| m.modified()).is_ok_and(|t| t < before);
-                if let (true, Some(name)) = (old, file.file_name().to_str()) {
-                    out.push(name.to_owned());
+        let Ok(entries) = std::fs::read_dir(self.bucket_dir(bucket_id)) else { return out };
+        let old = |e: &std::fs::DirEntry| e.metadata().and_then(|m| m.modified()).is_ok_and(|t| t < before);
+        let mut push = |e: std::fs::DirEntry| {
+            if let Some(name) = e.file_name().to_str() {
+                out.push((name.to_owned(), e.path()));
+            }
+        };
+        for entry in entries.flatten() {
+            match entry.file_type() {
+                Ok(t) if t.is_dir() => {
+                    let Ok(files) = std::fs::read_dir(entry.path()) else { continue };
+                    for file in files.flatten() {
+                        if file.file_type().is_ok_and(|t| t.is_file()) && old(&file) {
+                            push(file);
+                        }
+                    }
                 }
+                Ok(t) if t.is_file() && old(&entry) => push(entry),
+                _ => {}
             }
         }
         out
+    }
+
+    /// Whether `path` is where the blob `name` of this bucket lives.
+    pub(crate) fn is_blob_path(&self, bucket_id: &str, name: &str, path: &Path) -> bool {
+        self.path(bucket_id, name) == path
+    }
+
+    /// Removes one file (best effort).
+    pub(crate) fn remove_path(&self, path: &Path) {
+        if let Err(e) = std::fs::remove_file(path)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(path = %path.display(), error = %e, "could not remove a stray file");
+        }
     }
 
     /// Copies the given blobs (or inline bodies), in order, into a new durable blob.
@@ -321,44 +348,42 @@ where
 }
 
 /// A blob being written by one blocking thread and hashed by another.
+///
+/// The writer thread owns the file from creation to the end: if the writer is dropped without
+/// [`Writer::finish`] (a failed or abandoned upload, a cancelled request) or writing fails, the
+/// thread removes the file itself, so nothing is left behind whatever the timing.
 struct Writer {
     to_file: mpsc::Sender<Bytes>,
     to_hasher: mpsc::Sender<Bytes>,
     file_task: tokio::task::JoinHandle<std::io::Result<()>>,
     hash_task: tokio::task::JoinHandle<Digests>,
     blob: String,
-    guard: BlobGuard,
-}
-
-/// Removes a blob file unless disarmed (an abandoned or failed upload leaves nothing behind).
-struct BlobGuard {
-    store: Arc<BlobStore>,
-    bucket_id: String,
-    blob: Option<String>,
-}
-
-impl Drop for BlobGuard {
-    fn drop(&mut self) {
-        if let Some(blob) = self.blob.take() {
-            let store = Arc::clone(&self.store);
-            let bucket_id = std::mem::take(&mut self.bucket_id);
-            // The writer thread may still hold the file open: removing the name is enough.
-            store.remove(&bucket_id, &[blob]);
-        }
-    }
+    /// Set by `finish` before the channels close: the body is complete and must be kept.
+    complete: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Writer {
     fn start(store: Arc<BlobStore>, bucket_id: &str, blob: String, algorithms: &[ChecksumAlgorithm]) -> Writer {
+        use std::sync::atomic::Ordering;
         let (to_file, mut file_rx) = mpsc::channel::<Bytes>(PIPE_CHUNKS);
         let (to_hasher, mut hash_rx) = mpsc::channel::<Bytes>(PIPE_CHUNKS);
-        let (s, b, id) = (Arc::clone(&store), bucket_id.to_owned(), blob.clone());
+        let complete = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (b, id, done) = (bucket_id.to_owned(), blob.clone(), Arc::clone(&complete));
         let file_task = tokio::task::spawn_blocking(move || {
-            let mut file = s.create(&b, &id)?;
-            while let Some(chunk) = file_rx.blocking_recv() {
-                file.write_all(&chunk)?;
+            let written = (|| {
+                let mut file = store.create(&b, &id)?;
+                while let Some(chunk) = file_rx.blocking_recv() {
+                    file.write_all(&chunk)?;
+                }
+                if !done.load(Ordering::Acquire) {
+                    return Err(std::io::Error::other("the upload was abandoned"));
+                }
+                store.seal(&b, &id, &file)
+            })();
+            if written.is_err() {
+                store.remove(&b, std::slice::from_ref(&id));
             }
-            s.seal(&b, &id, &file)
+            written
         });
         let mut hasher = Hasher::new(algorithms);
         let hash_task = tokio::task::spawn_blocking(move || {
@@ -367,8 +392,7 @@ impl Writer {
             }
             hasher.finish()
         });
-        let guard = BlobGuard { store, bucket_id: bucket_id.to_owned(), blob: Some(blob.clone()) };
-        Writer { to_file, to_hasher, file_task, hash_task, blob, guard }
+        Writer { to_file, to_hasher, file_task, hash_task, blob, complete }
     }
 
     async fn send(&mut self, chunk: Bytes) -> Result<()> {
@@ -378,8 +402,6 @@ impl Writer {
             return Ok(());
         }
         // The writer stopped early: only an I/O error does that.
-        let (to_file, _) = mpsc::channel(1);
-        drop(std::mem::replace(&mut self.to_file, to_file));
         match (&mut self.file_task).await {
             Ok(Err(e)) => Err(Error::Io(e)),
             _ => Err(Error::Io(std::io::Error::other("the blob writer stopped"))),
@@ -387,13 +409,13 @@ impl Writer {
     }
 
     async fn finish(self) -> Result<(String, Digests)> {
-        let Writer { to_file, to_hasher, file_task, hash_task, blob, mut guard } = self;
+        let Writer { to_file, to_hasher, file_task, hash_task, blob, complete } = self;
+        complete.store(true, std::sync::atomic::Ordering::Release);
         drop(to_file);
         drop(to_hasher);
         let written = file_task.await.map_err(|e| Error::Io(std::io::Error::other(e.to_string())))?;
         let digests = hash_task.await.map_err(|e| Error::Io(std::io::Error::other(e.to_string())))?;
         written?;
-        guard.blob = None;
         Ok((blob, digests))
     }
 }

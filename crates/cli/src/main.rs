@@ -135,6 +135,23 @@ enum Bench {
         #[arg(long, default_value = "target/bench-node")]
         miniflare_prefix: PathBuf,
     },
+    /// Buckets over the S3 API of a `cairn serve` child process, against raw file I/O on the
+    /// same file system: 64 MiB PUTs and GETs, 4 KiB PUTs and GETs at concurrency 16, and the
+    /// server's peak memory while it receives a 1 GiB object.
+    S3 {
+        /// Directory for the server's data and the anchor's files (removed afterwards).
+        #[arg(long, default_value = "./cairn-bench")]
+        dir: PathBuf,
+        /// 64 MiB objects to put (each is then read three times).
+        #[arg(long, default_value_t = 8)]
+        objects: usize,
+        /// Requests of each 4 KiB run at concurrency 16.
+        #[arg(long, default_value_t = 20_000)]
+        requests: usize,
+        /// Size of the object uploaded for the memory figure, in MiB.
+        #[arg(long, default_value_t = 1024)]
+        memory_mib: u64,
+    },
 }
 
 fn serve(
@@ -163,20 +180,29 @@ fn serve(
             if config.tokens.is_empty() { ", no authentication: loopback only" } else { "" }
         );
         let s3_listener = if config.s3_enabled {
-            let l = tokio::net::TcpListener::bind(config.s3_listen)
-                .await
-                .with_context(|| format!("listen on {} for the S3 API", config.s3_listen))?;
-            let addr = l.local_addr().context("read the S3 listening address")?;
-            eprintln!(
-                "cairn s3 serving http://{addr}{}",
-                if config.s3_keys.is_empty() {
-                    " (no access keys: every request is refused; set CAIRN_S3_ACCESS_KEY_ID and \
-                     CAIRN_S3_SECRET_ACCESS_KEY or [[s3_keys]])"
-                } else {
-                    ""
+            let s3_addr = config.s3_listen.unwrap_or(cairn_server::DEFAULT_S3_LISTEN);
+            let l = match tokio::net::TcpListener::bind(s3_addr).await {
+                Ok(l) => Some(l),
+                // The default port may be taken (another server, tests): serve the rest.
+                Err(e) if config.s3_listen.is_none() => {
+                    eprintln!("cairn: not serving the S3 API: cannot listen on {s3_addr}: {e} (choose --s3-listen)");
+                    None
                 }
-            );
-            Some(l)
+                Err(e) => return Err(e).with_context(|| format!("listen on {s3_addr} for the S3 API")),
+            };
+            if let Some(l) = &l {
+                let addr = l.local_addr().context("read the S3 listening address")?;
+                eprintln!(
+                    "cairn s3 serving http://{addr}{}",
+                    if config.s3_keys.is_empty() {
+                        " (no access keys: every request is refused; set CAIRN_S3_ACCESS_KEY_ID and \
+                     CAIRN_S3_SECRET_ACCESS_KEY or [[s3_keys]])"
+                    } else {
+                        ""
+                    }
+                );
+            }
+            l
         } else {
             None
         };
@@ -254,6 +280,24 @@ fn main() -> anyhow::Result<()> {
         Command::Bench { which: Bench::Kv { dir, requests, redis_server, node, miniflare_prefix } } => {
             let opts = cairn_bench::KvBenchOptions { dir: dir.clone(), requests, redis_server, node, miniflare_prefix };
             cairn_bench::kv(&opts, |figure| {
+                #[allow(clippy::print_stdout)]
+                {
+                    println!("{}", serde_json::to_string(figure).unwrap_or_default());
+                }
+            })?;
+            let _ = std::fs::remove_dir(&dir);
+        }
+        Command::Bench { which: Bench::S3 { dir, objects, requests, memory_mib } } => {
+            use anyhow::Context as _;
+            let opts = cairn_bench::S3BenchOptions {
+                dir: dir.clone(),
+                // The server under test is this binary, started as `cairn serve`.
+                server: std::env::current_exe().context("find the cairn binary")?,
+                large_objects: objects,
+                small_requests: requests,
+                memory_mib,
+            };
+            cairn_bench::s3(&opts, |figure| {
                 #[allow(clippy::print_stdout)]
                 {
                     println!("{}", serde_json::to_string(figure).unwrap_or_default());

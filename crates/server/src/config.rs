@@ -43,8 +43,9 @@ pub struct Config {
     pub cloudflare_max_body_bytes: usize,
     /// Whether the S3 API is served.
     pub s3_enabled: bool,
-    /// Address of the S3 API.
-    pub s3_listen: SocketAddr,
+    /// Address of the S3 API; `None` means [`DEFAULT_S3_LISTEN`], given up with a warning when
+    /// that port is taken (an address set explicitly must be bound).
+    pub s3_listen: Option<SocketAddr>,
     /// Base domains of virtual-host-style S3 requests (`{bucket}.{domain}`).
     pub s3_domains: Vec<String>,
     /// Access keys of the S3 API (plus `CAIRN_S3_ACCESS_KEY_ID` / `CAIRN_S3_SECRET_ACCESS_KEY`).
@@ -52,6 +53,9 @@ pub struct Config {
     /// Limits of buckets (`[buckets]`).
     pub buckets: cairn_bucket::BucketLimits,
 }
+
+/// Where the S3 API listens unless configured otherwise.
+pub const DEFAULT_S3_LISTEN: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 8788);
 
 /// One S3 access key.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
@@ -101,7 +105,7 @@ impl Default for Config {
             namespace_limits: BTreeMap::new(),
             tokens: Vec::new(),
             s3_enabled: true,
-            s3_listen: SocketAddr::from(([127, 0, 0, 1], 8788)),
+            s3_listen: None,
             s3_domains: vec!["localhost".to_owned()],
             s3_keys: Vec::new(),
             buckets: cairn_bucket::BucketLimits::default(),
@@ -212,11 +216,11 @@ impl Config {
             config.tokens.push(Token { token: v, namespaces: None, read_only: false });
         }
         if let Some(v) = env("CAIRN_S3_LISTEN") {
-            config.s3_listen = v.parse().map_err(|_| ConfigError::Env {
+            config.s3_listen = Some(v.parse().map_err(|_| ConfigError::Env {
                 name: "CAIRN_S3_LISTEN",
                 value: v,
                 reason: "expected an address such as 127.0.0.1:8788",
-            })?;
+            })?);
         }
         match (env("CAIRN_S3_ACCESS_KEY_ID"), env("CAIRN_S3_SECRET_ACCESS_KEY")) {
             (Some(access_key_id), Some(secret_access_key)) => {
@@ -238,7 +242,7 @@ impl Config {
             config.listen = l;
         }
         if let Some(l) = overrides.s3_listen {
-            config.s3_listen = l;
+            config.s3_listen = Some(l);
         }
         config.validate()?;
         Ok(config)

@@ -24,7 +24,7 @@ mod wire;
 
 use std::future::Future;
 
-pub use config::{Config, ConfigError, Overrides, S3Key, Token};
+pub use config::{Config, ConfigError, DEFAULT_S3_LISTEN, Overrides, S3Key, Token};
 pub use error::ApiError;
 pub use routes::admin::OPENAPI;
 pub use routes::router;
