@@ -162,6 +162,41 @@ fn raw_read(path: &Path) -> std::io::Result<u64> {
     }
 }
 
+/// The floor of any server on this machine: `LARGE_BYTES` sent over a loopback TCP
+/// connection in 1 MiB writes and read in 1 MiB reads (two threads, no HTTP, no file), `n`
+/// times; returns each transfer's time.
+fn loopback_tcp(n: usize) -> anyhow::Result<Vec<Duration>> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").context("bind")?;
+    let addr = listener.local_addr().context("addr")?;
+    let sender = std::thread::spawn(move || -> std::io::Result<()> {
+        let (mut conn, _) = listener.accept()?;
+        let buf = vec![7u8; CHUNK];
+        for _ in 0..n {
+            for _ in 0..LARGE_BYTES / CHUNK as u64 {
+                conn.write_all(&buf)?;
+            }
+        }
+        Ok(())
+    });
+    let mut conn = std::net::TcpStream::connect(addr).context("connect")?;
+    let mut buf = vec![0u8; CHUNK];
+    let mut times = Vec::with_capacity(n);
+    for _ in 0..n {
+        let t = Instant::now();
+        let mut left = LARGE_BYTES;
+        while left > 0 {
+            let want = usize::try_from(left.min(CHUNK as u64)).unwrap_or(CHUNK);
+            match conn.read(&mut buf[..want]).context("loopback read")? {
+                0 => anyhow::bail!("loopback connection closed early"),
+                got => left -= got as u64,
+            }
+        }
+        times.push(t.elapsed());
+    }
+    sender.join().map_err(|_| anyhow::anyhow!("loopback sender panicked"))?.context("loopback write")?;
+    Ok(times)
+}
+
 fn mib_per_sec(bytes: u64, d: Duration) -> f64 {
     bytes as f64 / MIB as f64 / d.as_secs_f64().max(1e-9)
 }
@@ -249,12 +284,19 @@ async fn large_gets(conn: &mut S3Conn, raw: &Path, md5s: &[String]) -> anyhow::R
             }
         }
     }
-    Ok(large_figure(
+    let mut f = large_figure(
         "get_64mib_object_warm",
         "std::fs read of the file in 1 MiB chunks (page cache, warm)",
         &cairn,
         &anchor,
-    ))
+    );
+    let floor = loopback_tcp(md5s.len())?;
+    let floor_total: Duration = floor.iter().sum();
+    f.extra.insert(
+        "loopback_tcp_mib_per_sec".into(),
+        round(mib_per_sec(LARGE_BYTES * floor.len() as u64, floor_total)).into(),
+    );
+    Ok(f)
 }
 
 /// The small-object requests: PUTs of new keys, or GETs of the stored ones.

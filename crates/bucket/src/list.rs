@@ -58,8 +58,8 @@ impl BucketService {
     /// up on later pages.
     ///
     /// # Errors
-    /// [`Error::InvalidMaxKeys`], [`Error::KeyTooLong`] for a long prefix,
-    /// [`Error::BucketNotFound`]; the runtime's.
+    /// [`crate::Error::InvalidMaxKeys`], [`crate::Error::KeyTooLong`] for a long prefix,
+    /// [`crate::Error::BucketNotFound`]; the runtime's.
     pub async fn list(&self, bucket: &str, options: ListOptions) -> Result<ObjectList> {
         let with_metadata = options.include_http_metadata || options.include_custom_metadata;
         let limit = self.limits.list_limit(options.limit, with_metadata)?;
