@@ -154,6 +154,15 @@ enum Bench {
     },
 }
 
+/// Prints a line on stderr like `eprintln!`, but a closed or full stderr (a supervisor that
+/// stopped reading) is ignored instead of taking the server down.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 fn serve(
     data_dir: Option<PathBuf>,
     listen: Option<std::net::SocketAddr>,
@@ -170,7 +179,7 @@ fn serve(
             .await
             .with_context(|| format!("listen on {}", config.listen))?;
         let addr = listener.local_addr().context("read the listening address")?;
-        eprintln!(
+        say!(
             "cairn serving http://{addr} with data in {} ({} durability{})",
             config.data_dir.display(),
             match config.durability {
@@ -185,14 +194,14 @@ fn serve(
                 Ok(l) => Some(l),
                 // The default port may be taken (another server, tests): serve the rest.
                 Err(e) if config.s3_listen.is_none() => {
-                    eprintln!("cairn: not serving the S3 API: cannot listen on {s3_addr}: {e} (choose --s3-listen)");
+                    say!("cairn: not serving the S3 API: cannot listen on {s3_addr}: {e} (choose --s3-listen)");
                     None
                 }
                 Err(e) => return Err(e).with_context(|| format!("listen on {s3_addr} for the S3 API")),
             };
             if let Some(l) = &l {
                 let addr = l.local_addr().context("read the S3 listening address")?;
-                eprintln!(
+                say!(
                     "cairn s3 serving http://{addr}{}",
                     if config.s3_keys.is_empty() {
                         " (no access keys: every request is refused; set CAIRN_S3_ACCESS_KEY_ID and \
@@ -207,7 +216,7 @@ fn serve(
             None
         };
         cairn_server::serve_all(listener, s3_listener, &config, runtime, shutdown_signal()).await.context("serve")?;
-        eprintln!("cairn stopped");
+        say!("cairn stopped");
         anyhow::Ok(())
     })
 }

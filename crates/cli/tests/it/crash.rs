@@ -24,8 +24,16 @@ fn start(data: &std::path::Path) -> (Child, SocketAddr) {
         .spawn()
         .expect("spawn cairn serve");
     let stderr = child.stderr.take().expect("stderr");
+    let mut reader = BufReader::new(stderr);
     let mut line = String::new();
-    BufReader::new(stderr).read_line(&mut line).expect("start-up line");
+    reader.read_line(&mut line).expect("start-up line");
+    // Keep reading what the server prints, so it never writes to a closed pipe.
+    std::thread::spawn(move || {
+        let mut sink = String::new();
+        while reader.read_line(&mut sink).is_ok_and(|n| n > 0) {
+            sink.clear();
+        }
+    });
     let addr = line
         .split("http://")
         .nth(1)

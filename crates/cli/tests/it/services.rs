@@ -117,3 +117,37 @@ fn sql_commands_query_export_import_and_apply_migrations() {
     assert_eq!(sql(&["delete", "copy"]).0, 0);
     assert_eq!(sql(&["info", "copy"]).0, 3);
 }
+
+#[test]
+fn bucket_commands_stream_files_in_and_out_and_report_errors_with_exit_codes() {
+    let s = server();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let t = Some(TOKEN);
+    let bucket = |args: &[&str]| run_cairn(&s, "bucket", args, t, Some(dir.path()));
+    assert_eq!(bucket(&["create", "photos"]).0, 0);
+    assert_eq!(bucket(&["create", "photos"]).0, 4, "an existing bucket exits 4");
+    assert_eq!(bucket(&["create", "Bad_Name"]).0, 4, "an invalid name exits 4");
+    // A body above the inline size goes through a blob file both ways.
+    let body: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    std::fs::write(dir.path().join("in.bin"), &body).expect("write");
+    let (code, out) = bucket(&["put", "photos", "2026/a b.bin", "in.bin", "--content-type", "image/png"]);
+    assert_eq!(code, 0, "{out}");
+    let put: serde_json::Value = serde_json::from_str(&out).expect("JSON");
+    assert_eq!(put["size"], 300_000);
+    assert_eq!(put["http_metadata"]["content_type"], "image/png");
+    assert_eq!(bucket(&["get", "photos", "2026/a b.bin", "out.bin"]).0, 0);
+    assert_eq!(std::fs::read(dir.path().join("out.bin")).expect("read"), body);
+    assert_eq!(bucket(&["put", "photos", "top.txt", "in.bin"]).0, 0);
+    let (code, out) = bucket(&["ls", "photos", "--delimiter", "/"]);
+    assert_eq!(code, 0);
+    let lines: Vec<serde_json::Value> = out.lines().map(|l| serde_json::from_str(l).expect("JSON line")).collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    assert_eq!(lines[0]["prefix"], "2026/");
+    assert_eq!(lines[1]["key"], "top.txt");
+    assert_eq!(bucket(&["get", "photos", "missing", "x.bin"]).0, 3, "a missing key exits 3");
+    assert!(!dir.path().join("x.bin").exists(), "nothing is written for a missing key");
+    assert_eq!(bucket(&["delete", "photos"]).0, 4, "a bucket with objects is not deleted");
+    assert_eq!(bucket(&["rm", "photos", "2026/a b.bin", "top.txt"]).0, 0);
+    assert_eq!(bucket(&["delete", "photos"]).0, 0);
+    assert_eq!(bucket(&["put", "photos", "k", "in.bin"]).0, 3, "a missing bucket exits 3");
+}

@@ -179,26 +179,12 @@ async fn put_object(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    authorize(&state, &headers, Some(&bucket), Access::Write)?;
+    let checked = check_put(&state, &bucket, &key, &headers).await;
+    let (custom, checksums, only_if) = match checked {
+        Ok(c) => c,
+        Err(e) => return Err(drain(body, e).await),
+    };
     let buckets = state.buckets();
-    buckets.limits().check_key(&key)?;
-    let custom: BTreeMap<String, String> = headers
-        .iter()
-        .filter_map(|(name, value)| {
-            let n = name.as_str().strip_prefix(META_PREFIX)?;
-            Some((n.to_owned(), value.to_str().ok()?.to_owned()))
-        })
-        .collect();
-    buckets.limits().check_custom_metadata(&custom)?;
-    let mut checksums = Vec::new();
-    if let Some(md5) = header_str(&headers, header::HeaderName::from_static("content-md5")) {
-        let bytes =
-            base64::engine::general_purpose::STANDARD.decode(md5.trim()).ok().filter(|b| b.len() == 16).ok_or_else(
-                || ApiError::bad_request("bucket.invalid_digest", "Content-MD5 is not the base64 of 16 bytes"),
-            )?;
-        checksums.push((ChecksumAlgorithm::Md5, bytes));
-    }
-    let only_if = conditions(&headers)?;
     let expected_len = header_str(&headers, header::CONTENT_LENGTH).and_then(|v| v.parse().ok());
     let stream = body.into_data_stream().map_err(|e| e.to_string());
     let staged = buckets.stage(&bucket, stream, StageOptions { algorithms: Vec::new(), expected_len }).await?;
@@ -224,6 +210,52 @@ async fn put_object(
             "At least one of the pre-conditions you specified did not hold.",
         )),
     }
+}
+
+/// Most bytes of a refused upload read before answering.
+const DRAIN_LIMIT: usize = 64 * 1024 * 1024;
+
+/// Reads (and drops) what is left of a refused upload's body, so that the client, still
+/// sending it, gets the error instead of a reset connection.
+async fn drain(body: Body, error: ApiError) -> ApiError {
+    use futures_util::StreamExt as _;
+    let mut stream = body.into_data_stream();
+    let mut read = 0;
+    while let Some(Ok(chunk)) = stream.next().await {
+        read += chunk.len();
+        if read > DRAIN_LIMIT {
+            break;
+        }
+    }
+    error
+}
+
+type PutChecks = (BTreeMap<String, String>, Vec<(ChecksumAlgorithm, Vec<u8>)>, Option<Conditions>);
+
+/// Everything about a put that can be refused before its body is read.
+async fn check_put(state: &AppState, bucket: &str, key: &str, headers: &HeaderMap) -> Result<PutChecks, ApiError> {
+    authorize(state, headers, Some(bucket), Access::Write)?;
+    let buckets = state.buckets();
+    buckets.bucket(bucket).await?;
+    buckets.limits().check_key(key)?;
+    let custom: BTreeMap<String, String> = headers
+        .iter()
+        .filter_map(|(name, value)| {
+            let n = name.as_str().strip_prefix(META_PREFIX)?;
+            Some((n.to_owned(), value.to_str().ok()?.to_owned()))
+        })
+        .collect();
+    buckets.limits().check_custom_metadata(&custom)?;
+    let mut checksums = Vec::new();
+    if let Some(md5) = header_str(headers, header::HeaderName::from_static("content-md5")) {
+        let bytes =
+            base64::engine::general_purpose::STANDARD.decode(md5.trim()).ok().filter(|b| b.len() == 16).ok_or_else(
+                || ApiError::bad_request("bucket.invalid_digest", "Content-MD5 is not the base64 of 16 bytes"),
+            )?;
+        checksums.push((ChecksumAlgorithm::Md5, bytes));
+    }
+    http_date(headers, header::EXPIRES)?;
+    Ok((custom, checksums, conditions(headers)?))
 }
 
 /// Sets a header from a value that may not be a valid header value (then it is left out).
