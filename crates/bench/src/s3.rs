@@ -79,14 +79,23 @@ impl Prng {
     /// Fills `buf` with the next bytes. The stream depends on how it is cut: every user cuts it
     /// into [`CHUNK`]s (the last one shorter).
     fn fill(&mut self, buf: &mut [u8]) {
-        for word in buf.chunks_mut(8) {
-            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = self.0;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^= z >> 31;
-            word.copy_from_slice(&z.to_le_bytes()[..word.len()]);
+        let mut words = buf.chunks_exact_mut(8);
+        for word in &mut words {
+            word.copy_from_slice(&self.next().to_le_bytes());
         }
+        let rest = words.into_remainder();
+        if !rest.is_empty() {
+            let word = self.next().to_le_bytes();
+            rest.copy_from_slice(&word[..rest.len()]);
+        }
+    }
+
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
     }
 }
 
@@ -143,10 +152,14 @@ fn small_target(n: usize, stored: usize) -> usize {
 }
 
 /// The anchor's write: a new file, the PRNG bytes in 1 MiB `write_all`s, then `sync_all`.
-fn raw_write(path: &Path, seed: u64, len: u64) -> std::io::Result<()> {
+/// Returns how long the writes took (the rest of the time is `sync_all`).
+fn raw_write(path: &Path, seed: u64, len: u64) -> std::io::Result<Duration> {
+    let t = Instant::now();
     let mut file = File::create_new(path)?;
     each_chunk(seed, len, |c| file.write_all(c))?;
-    file.sync_all()
+    let written = t.elapsed();
+    file.sync_all()?;
+    Ok(written)
 }
 
 /// The anchor's read: the whole file in 1 MiB `read`s; returns its length.
@@ -205,13 +218,21 @@ fn millis(ds: &[Duration]) -> serde_json::Value {
     ds.iter().map(|d| round(d.as_secs_f64() * 1000.0)).collect::<Vec<_>>().into()
 }
 
-/// A figure of large transfers: objects per second, with MiB/s and each transfer's time.
+/// A figure of large transfers: objects per second over all of them, with MiB/s, each
+/// transfer's time, and the fastest transfer of each side with their ratio (steadier than the
+/// totals when one side's times are bimodal, as the anchor's writes are on the project's
+/// machine: see BENCHMARKS.md).
 fn large_figure(name: &str, anchor: &str, cairn: &[Duration], anchor_times: &[Duration]) -> Figure {
     let (c, a): (Duration, Duration) = (cairn.iter().sum(), anchor_times.iter().sum());
+    let fastest = |ds: &[Duration]| ds.iter().min().copied().unwrap_or_default();
     let mut f =
         Figure::new(name, crate::per_sec(cairn.len(), c), anchor, crate::per_sec(anchor_times.len(), a), Some(0.7));
     f.extra.insert("mib_per_sec".into(), round(mib_per_sec(LARGE_BYTES * cairn.len() as u64, c)).into());
     f.extra.insert("anchor_mib_per_sec".into(), round(mib_per_sec(LARGE_BYTES * anchor_times.len() as u64, a)).into());
+    f.extra.insert("fastest_mib_per_sec".into(), round(mib_per_sec(LARGE_BYTES, fastest(cairn))).into());
+    f.extra.insert("anchor_fastest_mib_per_sec".into(), round(mib_per_sec(LARGE_BYTES, fastest(anchor_times))).into());
+    let fastest_ratio = fastest(anchor_times).as_secs_f64() / fastest(cairn).as_secs_f64().max(1e-9);
+    f.extra.insert("fastest_ratio".into(), ((fastest_ratio * 1000.0).round() / 1000.0).into());
     f.extra.insert("object_bytes".into(), LARGE_BYTES.into());
     f.extra.insert("transfers".into(), cairn.len().into());
     f.extra.insert("ms".into(), millis(cairn));
@@ -224,14 +245,15 @@ fn large_figure(name: &str, anchor: &str, cairn: &[Duration], anchor_times: &[Du
 async fn large_puts(conn: &mut S3Conn, raw: &Path, objects: usize) -> anyhow::Result<(Figure, Vec<String>)> {
     // Untimed: the ETag each object must get.
     let md5s: Vec<String> = (0..objects).map(|i| generated_md5(large_seed(i), LARGE_BYTES)).collect();
-    let (mut cairn, mut anchor) = (Vec::new(), Vec::new());
+    let (mut cairn, mut anchor, mut anchor_writes) = (Vec::new(), Vec::new(), Vec::new());
     for (i, md5) in md5s.iter().enumerate() {
         let anchor_first = i % 2 == 0;
         for anchor_turn in [anchor_first, !anchor_first] {
             let t = Instant::now();
             if anchor_turn {
-                raw_write(&raw.join(large_key(i)), large_seed(i), LARGE_BYTES).context("raw write")?;
+                let written = raw_write(&raw.join(large_key(i)), large_seed(i), LARGE_BYTES).context("raw write")?;
                 anchor.push(t.elapsed());
+                anchor_writes.push(written);
             } else {
                 let etag = conn.put(BUCKET, &large_key(i), ReqBody::generated(large_seed(i), LARGE_BYTES)).await?;
                 cairn.push(t.elapsed());
@@ -239,7 +261,12 @@ async fn large_puts(conn: &mut S3Conn, raw: &Path, objects: usize) -> anyhow::Re
             }
         }
     }
-    let f = large_figure("put_64mib_object", "std::fs write of a new file in 1 MiB chunks + sync_all", &cairn, &anchor);
+    let mut f =
+        large_figure("put_64mib_object", "std::fs write of a new file in 1 MiB chunks + sync_all", &cairn, &anchor);
+    // Where the anchor's time goes: the writes into the page cache, then `sync_all`.
+    let syncs: Vec<Duration> = anchor.iter().zip(&anchor_writes).map(|(all, w)| all.saturating_sub(*w)).collect();
+    f.extra.insert("anchor_write_ms".into(), millis(&anchor_writes));
+    f.extra.insert("anchor_sync_ms".into(), millis(&syncs));
     Ok((f, md5s))
 }
 

@@ -298,36 +298,16 @@ where
     let mut buffered: Vec<Bytes> = Vec::new();
     let mut size: u64 = 0;
     let mut writer: Option<Writer> = None;
-    while let Some(chunk) = body.next().await {
-        let chunk = chunk.map_err(|e| Error::BodyRead { reason: e.to_string() })?;
-        size += chunk.len() as u64;
-        if size > max_bytes {
-            return Err(Error::EntityTooLarge { len: size, max: max_bytes });
+    let received =
+        receive(&store, bucket_id, &mut body, options, inline_bytes, max_bytes, &mut buffered, &mut size, &mut writer)
+            .await;
+    if let Err(e) = received {
+        // The writer thread removes its file; waiting for it means that a failed stage has
+        // left nothing behind by the time it returns.
+        if let Some(w) = writer {
+            w.abandon().await;
         }
-        if let Some(len) = options.expected_len
-            && size > len
-        {
-            return Err(Error::IncompleteBody { expected: len, received: size });
-        }
-        match &mut writer {
-            Some(w) => w.send(chunk).await?,
-            None => {
-                buffered.push(chunk);
-                if size > inline_bytes as u64 {
-                    let blob = BlobStore::new_blob_id();
-                    let mut w = Writer::start(Arc::clone(&store), bucket_id, blob, &options.algorithms);
-                    for c in buffered.drain(..) {
-                        w.send(c).await?;
-                    }
-                    writer = Some(w);
-                }
-            }
-        }
-    }
-    if let Some(len) = options.expected_len
-        && size != len
-    {
-        return Err(Error::IncompleteBody { expected: len, received: size });
+        return Err(e);
     }
     let (data, digests) = match writer {
         Some(w) => {
@@ -345,6 +325,57 @@ where
         }
     };
     Ok(StagedBody { data, size, digests, bucket_id: bucket_id.to_owned(), store })
+}
+
+/// The receiving loop of [`stage`]: buffers the start of the body, starts the writer once the
+/// body outgrows `inline_bytes`, and checks the size limits as chunks arrive.
+#[allow(clippy::too_many_arguments)]
+async fn receive<S, E>(
+    store: &Arc<BlobStore>,
+    bucket_id: &str,
+    body: &mut S,
+    options: &StageOptions,
+    inline_bytes: usize,
+    max_bytes: u64,
+    buffered: &mut Vec<Bytes>,
+    size: &mut u64,
+    writer: &mut Option<Writer>,
+) -> Result<()>
+where
+    S: Stream<Item = std::result::Result<Bytes, E>> + Unpin + Send,
+    E: std::fmt::Display,
+{
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(|e| Error::BodyRead { reason: e.to_string() })?;
+        *size += chunk.len() as u64;
+        if *size > max_bytes {
+            return Err(Error::EntityTooLarge { len: *size, max: max_bytes });
+        }
+        if let Some(len) = options.expected_len
+            && *size > len
+        {
+            return Err(Error::IncompleteBody { expected: len, received: *size });
+        }
+        match writer {
+            Some(w) => w.send(chunk).await?,
+            None => {
+                buffered.push(chunk);
+                if *size > inline_bytes as u64 {
+                    let blob = BlobStore::new_blob_id();
+                    let w = writer.insert(Writer::start(Arc::clone(store), bucket_id, blob, &options.algorithms));
+                    for c in buffered.drain(..) {
+                        w.send(c).await?;
+                    }
+                }
+            }
+        }
+    }
+    if let Some(len) = options.expected_len
+        && *size != len
+    {
+        return Err(Error::IncompleteBody { expected: len, received: *size });
+    }
+    Ok(())
 }
 
 /// A blob being written by one blocking thread and hashed by another.
@@ -406,6 +437,15 @@ impl Writer {
             Ok(Err(e)) => Err(Error::Io(e)),
             _ => Err(Error::Io(std::io::Error::other("the blob writer stopped"))),
         }
+    }
+
+    /// Stops without keeping anything: the writer thread removes the file; returns once it has.
+    async fn abandon(self) {
+        let Writer { to_file, to_hasher, file_task, hash_task, .. } = self;
+        drop(to_file);
+        drop(to_hasher);
+        let _ = file_task.await;
+        let _ = hash_task.await;
     }
 
     async fn finish(self) -> Result<(String, Digests)> {
