@@ -237,7 +237,6 @@ pub(crate) fn write_object(s: &mut ObjectStorage, new: NewObject) -> Result<Opti
         .next()
         .and_then(|r| r.into_iter().next())
         .and_then(|v| if let SqlValue::Text(t) = v { Some(t) } else { None });
-    let json = |v: &dyn erased::Json| SqlValue::Text(v.to_json());
     s.exec(
         "INSERT OR REPLACE INTO r2_objects(key, version, size, etag, uploaded_ms, http_metadata,
             custom_metadata, checksums, part_count, storage_class, blob, inline)
@@ -248,9 +247,9 @@ pub(crate) fn write_object(s: &mut ObjectStorage, new: NewObject) -> Result<Opti
             SqlValue::Integer(i64::try_from(o.size).unwrap_or(i64::MAX)),
             SqlValue::Text(o.etag),
             SqlValue::Integer(o.uploaded_ms),
-            json(&o.http_metadata),
-            json(&o.custom_metadata),
-            json(&o.checksums),
+            json_column(&o.http_metadata),
+            json_column(&o.custom_metadata),
+            json_column(&o.checksums),
             o.part_count.map_or(SqlValue::Null, |n| SqlValue::Integer(i64::from(n))),
             SqlValue::Text(o.storage_class),
             o.blob.map_or(SqlValue::Null, SqlValue::Text),
@@ -260,16 +259,9 @@ pub(crate) fn write_object(s: &mut ObjectStorage, new: NewObject) -> Result<Opti
     Ok(old_blob)
 }
 
-/// Serialization of the metadata columns without naming each type.
-mod erased {
-    pub(crate) trait Json {
-        fn to_json(&self) -> String;
-    }
-    impl<T: serde::Serialize> Json for T {
-        fn to_json(&self) -> String {
-            serde_json::to_string(self).unwrap_or_else(|_| "{}".to_owned())
-        }
-    }
+/// A metadata column's JSON text.
+fn json_column<T: serde::Serialize>(value: &T) -> SqlValue {
+    SqlValue::Text(serde_json::to_string(value).unwrap_or_else(|_| "{}".to_owned()))
 }
 
 fn read_inline(s: &mut ObjectStorage, key: &str) -> Result<Vec<u8>> {

@@ -55,6 +55,12 @@ impl BlobStore {
     /// Creates the file of a new blob, creating (and making durable) its directory if needed.
     pub(crate) fn create(&self, bucket_id: &str, blob: &str) -> std::io::Result<File> {
         let path = self.path(bucket_id, blob);
+        self.ensure_dir(&path)?;
+        File::options().write(true).create_new(true).open(&path)
+    }
+
+    /// Creates the directory of a blob's `path` if it is missing, durably.
+    fn ensure_dir(&self, path: &Path) -> std::io::Result<()> {
         let dir = path.parent().unwrap_or(&self.root);
         if !dir.exists() {
             std::fs::create_dir_all(dir)?;
@@ -67,7 +73,7 @@ impl BlobStore {
                 }
             }
         }
-        File::options().write(true).create_new(true).open(&path)
+        Ok(())
     }
 
     /// Makes a finished blob durable: its data, then its directory entry.
@@ -171,10 +177,8 @@ impl BlobStore {
     /// never modified).
     pub(crate) fn link(&self, from_bucket: &str, from: &str, to_bucket: &str) -> std::io::Result<String> {
         let blob = Self::new_blob_id();
-        // Creates the directory, then replaces the empty file with the link.
-        drop(self.create(to_bucket, &blob)?);
         let target = self.path(to_bucket, &blob);
-        std::fs::remove_file(&target)?;
+        self.ensure_dir(&target)?;
         std::fs::hard_link(self.path(from_bucket, from), &target)?;
         if self.fsync {
             sync_dir(target.parent().unwrap_or(&self.root))?;

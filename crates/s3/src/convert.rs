@@ -206,8 +206,16 @@ impl ChecksumRequest {
         Ok(())
     }
 
-    /// The base64 value of `alg` to echo in the response, if the client sent one.
-    pub(crate) fn echo(&self, alg: ChecksumAlgorithm) -> Option<String> {
-        self.expected.iter().find(|(a, _)| *a == alg).map(|(_, v)| encode_base64(v))
+    /// The base64 values the client sent, to echo in the response: CRC32, CRC32C, CRC64NVME,
+    /// SHA-1, SHA-256 (S3's order of the `x-amz-checksum-*` fields).
+    pub(crate) fn echoes(&self) -> [Option<String>; 5] {
+        let echo = |alg| self.expected.iter().find(|(a, _)| *a == alg).map(|(_, v)| encode_base64(v));
+        [
+            echo(ChecksumAlgorithm::Crc32),
+            echo(ChecksumAlgorithm::Crc32c),
+            echo(ChecksumAlgorithm::Crc64Nvme),
+            echo(ChecksumAlgorithm::Sha1),
+            echo(ChecksumAlgorithm::Sha256),
+        ]
     }
 }

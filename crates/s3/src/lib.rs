@@ -176,23 +176,22 @@ fn condition_error(eval: cairn_bucket::Evaluation) -> S3Error {
     }
 }
 
-/// Most bytes of a refused upload read before answering.
-const DRAIN_LIMIT: usize = 64 * 1024 * 1024;
-
-/// Reads (and drops) what is left of a refused upload's body, so that the client, still
-/// sending it, gets the error response instead of a reset connection.
-async fn drain(body: Option<StreamingBlob>, error: S3Error) -> S3Error {
-    use futures_util::StreamExt as _;
-    if let Some(mut body) = body {
-        let mut read = 0;
-        while let Some(Ok(chunk)) = body.next().await {
-            read += chunk.len();
-            if read > DRAIN_LIMIT {
-                break;
-            }
-        }
-    }
-    error
+/// The checksums a PutObject or UploadPart input announces (both have the same fields).
+macro_rules! checksum_request {
+    ($input:expr, $headers:expr) => {
+        ChecksumRequest::new(
+            $input.content_md5.as_deref(),
+            [
+                (ChecksumAlgorithm::Crc32, $input.checksum_crc32.as_deref()),
+                (ChecksumAlgorithm::Crc32c, $input.checksum_crc32c.as_deref()),
+                (ChecksumAlgorithm::Crc64Nvme, $input.checksum_crc64nvme.as_deref()),
+                (ChecksumAlgorithm::Sha1, $input.checksum_sha1.as_deref()),
+                (ChecksumAlgorithm::Sha256, $input.checksum_sha256.as_deref()),
+            ],
+            $input.checksum_algorithm.as_ref().map(ChecksumAlgorithm_::as_str),
+            $headers,
+        )
+    };
 }
 
 /// R2's form of an HTTP range.
@@ -287,37 +286,20 @@ impl S3 for CairnS3 {
     }
 
     async fn put_object(&self, req: S3Request<PutObjectInput>) -> S3Result<S3Response<PutObjectOutput>> {
-        let S3Request { mut input, headers, trailing_headers, .. } = req;
-        let body = input.body.take();
+        // A refusal before the body is read leaves the body to the server, which drains it.
+        let S3Request { input, headers, trailing_headers, .. } = req;
         let limits = self.buckets.limits();
-        let custom = custom_metadata(input.metadata.take());
-        let checked = (|| {
-            limits.check_key(&input.key).map_err(to_s3)?;
-            limits.check_custom_metadata(&custom).map_err(to_s3)?;
-            if let Some(len) = input.content_length
-                && len.unsigned_abs() > limits.max_object_bytes
-            {
-                let (len, max) = (len.unsigned_abs(), limits.max_object_bytes);
-                return Err(to_s3(cairn_bucket::Error::EntityTooLarge { len, max }));
-            }
-            ChecksumRequest::new(
-                input.content_md5.as_deref(),
-                [
-                    (ChecksumAlgorithm::Crc32, input.checksum_crc32.as_deref()),
-                    (ChecksumAlgorithm::Crc32c, input.checksum_crc32c.as_deref()),
-                    (ChecksumAlgorithm::Crc64Nvme, input.checksum_crc64nvme.as_deref()),
-                    (ChecksumAlgorithm::Sha1, input.checksum_sha1.as_deref()),
-                    (ChecksumAlgorithm::Sha256, input.checksum_sha256.as_deref()),
-                ],
-                input.checksum_algorithm.as_ref().map(ChecksumAlgorithm_::as_str),
-                &headers,
-            )
-        })();
-        let sums = match checked {
-            Ok(sums) => sums,
-            Err(e) => return Err(drain(body, e).await),
-        };
-        let (staged, sums) = self.receive(&input.bucket, body, sums, trailing_headers.as_ref()).await?;
+        limits.check_key(&input.key).map_err(to_s3)?;
+        let custom = custom_metadata(input.metadata);
+        limits.check_custom_metadata(&custom).map_err(to_s3)?;
+        if let Some(len) = input.content_length
+            && len.unsigned_abs() > limits.max_object_bytes
+        {
+            let (len, max) = (len.unsigned_abs(), limits.max_object_bytes);
+            return Err(to_s3(cairn_bucket::Error::EntityTooLarge { len, max }));
+        }
+        let sums = checksum_request!(input, &headers)?;
+        let (staged, sums) = self.receive(&input.bucket, input.body, sums, trailing_headers.as_ref()).await?;
         let only_if = conditions(input.if_match.as_ref(), input.if_none_match.as_ref(), None, None);
         let options = PutOptions {
             http_metadata: http_metadata(
@@ -334,16 +316,20 @@ impl S3 for CairnS3 {
             checksums: sums.expected.clone(),
         };
         match self.buckets.put(&input.bucket, &input.key, staged, options).await.map_err(to_s3)? {
-            Some(o) => ok(PutObjectOutput {
-                e_tag: Some(etag(&o)),
-                size: Some(i64::try_from(o.size).unwrap_or(i64::MAX)),
-                checksum_crc32: sums.echo(ChecksumAlgorithm::Crc32),
-                checksum_crc32c: sums.echo(ChecksumAlgorithm::Crc32c),
-                checksum_crc64nvme: sums.echo(ChecksumAlgorithm::Crc64Nvme),
-                checksum_sha1: sums.echo(ChecksumAlgorithm::Sha1),
-                checksum_sha256: sums.echo(ChecksumAlgorithm::Sha256),
-                ..Default::default()
-            }),
+            Some(o) => {
+                let [checksum_crc32, checksum_crc32c, checksum_crc64nvme, checksum_sha1, checksum_sha256] =
+                    sums.echoes();
+                ok(PutObjectOutput {
+                    e_tag: Some(etag(&o)),
+                    size: Some(i64::try_from(o.size).unwrap_or(i64::MAX)),
+                    checksum_crc32,
+                    checksum_crc32c,
+                    checksum_crc64nvme,
+                    checksum_sha1,
+                    checksum_sha256,
+                    ..Default::default()
+                })
+            }
             None => Err(self.write_condition_error(&input.bucket, &input.key, input.if_match.is_some()).await),
         }
     }
@@ -644,28 +630,10 @@ impl S3 for CairnS3 {
     }
 
     async fn upload_part(&self, req: S3Request<UploadPartInput>) -> S3Result<S3Response<UploadPartOutput>> {
-        let S3Request { mut input, headers, trailing_headers, .. } = req;
-        let body = input.body.take();
-        let limits = self.buckets.limits();
-        let checked = limits.check_part_number(i64::from(input.part_number)).map_err(to_s3).and_then(|_| {
-            ChecksumRequest::new(
-                input.content_md5.as_deref(),
-                [
-                    (ChecksumAlgorithm::Crc32, input.checksum_crc32.as_deref()),
-                    (ChecksumAlgorithm::Crc32c, input.checksum_crc32c.as_deref()),
-                    (ChecksumAlgorithm::Crc64Nvme, input.checksum_crc64nvme.as_deref()),
-                    (ChecksumAlgorithm::Sha1, input.checksum_sha1.as_deref()),
-                    (ChecksumAlgorithm::Sha256, input.checksum_sha256.as_deref()),
-                ],
-                input.checksum_algorithm.as_ref().map(ChecksumAlgorithm_::as_str),
-                &headers,
-            )
-        });
-        let sums = match checked {
-            Ok(sums) => sums,
-            Err(e) => return Err(drain(body, e).await),
-        };
-        let (staged, sums) = self.receive(&input.bucket, body, sums, trailing_headers.as_ref()).await?;
+        let S3Request { input, headers, trailing_headers, .. } = req;
+        self.buckets.limits().check_part_number(i64::from(input.part_number)).map_err(to_s3)?;
+        let sums = checksum_request!(input, &headers)?;
+        let (staged, sums) = self.receive(&input.bucket, input.body, sums, trailing_headers.as_ref()).await?;
         let part = self
             .buckets
             .upload_part(
@@ -678,13 +646,14 @@ impl S3 for CairnS3 {
             )
             .await
             .map_err(to_s3)?;
+        let [checksum_crc32, checksum_crc32c, checksum_crc64nvme, checksum_sha1, checksum_sha256] = sums.echoes();
         ok(UploadPartOutput {
             e_tag: Some(ETag::Strong(part.etag)),
-            checksum_crc32: sums.echo(ChecksumAlgorithm::Crc32),
-            checksum_crc32c: sums.echo(ChecksumAlgorithm::Crc32c),
-            checksum_crc64nvme: sums.echo(ChecksumAlgorithm::Crc64Nvme),
-            checksum_sha1: sums.echo(ChecksumAlgorithm::Sha1),
-            checksum_sha256: sums.echo(ChecksumAlgorithm::Sha256),
+            checksum_crc32,
+            checksum_crc32c,
+            checksum_crc64nvme,
+            checksum_sha1,
+            checksum_sha256,
             ..Default::default()
         })
     }

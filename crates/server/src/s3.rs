@@ -10,13 +10,9 @@ use axum::extract::Request;
 use axum::http::{Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use cairn_s3::s3s::service::S3Service;
-use http_body_util::BodyExt as _;
 
 use crate::config::Config;
 use crate::state::AppState;
-
-/// Most bytes of a refused upload read before answering.
-const DRAIN_LIMIT: usize = 64 * 1024 * 1024;
 
 /// The router of the S3 API: every request goes to the S3 service, which authenticates it.
 pub(crate) fn router(state: &AppState, config: &Config) -> Result<axum::Router, String> {
@@ -77,14 +73,8 @@ async fn call(service: &S3Service, req: Request) -> Response {
         // A request refused before its body was read (a bad key, a bad signature): read the
         // rest, so that a client still sending it gets this answer rather than a reset.
         let rest = shared.lock().map_or(None, |mut g| g.take());
-        if let Some(mut body) = rest {
-            let mut read = 0;
-            while let Some(Ok(frame)) = body.frame().await {
-                read += frame.data_ref().map_or(0, Bytes::len);
-                if read > DRAIN_LIMIT {
-                    break;
-                }
-            }
+        if let Some(body) = rest {
+            crate::wire::drain_body(body).await;
         }
     }
     // S3 answers a ranged HEAD with 206, which the protocol crate leaves at 200.

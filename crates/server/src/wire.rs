@@ -72,3 +72,20 @@ pub(crate) fn sql_json(v: SqlValue) -> serde_json::Value {
         SqlValue::Blob(b) => serde_json::json!({ "base64": STANDARD.encode(b) }),
     }
 }
+
+/// Most bytes of a refused upload read before answering.
+const DRAIN_LIMIT: usize = 64 * 1024 * 1024;
+
+/// Reads (and drops) what is left of a request body that was refused before it was read (up
+/// to 64 MiB), so that a client still sending it gets the error response rather than a reset
+/// connection.
+pub(crate) async fn drain_body(mut body: axum::body::Body) {
+    use http_body_util::BodyExt as _;
+    let mut read = 0;
+    while let Some(Ok(frame)) = body.frame().await {
+        read += frame.data_ref().map_or(0, axum::body::Bytes::len);
+        if read > DRAIN_LIMIT {
+            break;
+        }
+    }
+}

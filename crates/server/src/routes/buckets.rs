@@ -182,7 +182,10 @@ async fn put_object(
     let checked = check_put(&state, &bucket, &key, &headers).await;
     let (custom, checksums, only_if) = match checked {
         Ok(c) => c,
-        Err(e) => return Err(drain(body, e).await),
+        Err(e) => {
+            crate::wire::drain_body(body).await;
+            return Err(e);
+        }
     };
     let buckets = state.buckets();
     let expected_len = header_str(&headers, header::CONTENT_LENGTH).and_then(|v| v.parse().ok());
@@ -210,24 +213,6 @@ async fn put_object(
             "At least one of the pre-conditions you specified did not hold.",
         )),
     }
-}
-
-/// Most bytes of a refused upload read before answering.
-const DRAIN_LIMIT: usize = 64 * 1024 * 1024;
-
-/// Reads (and drops) what is left of a refused upload's body, so that the client, still
-/// sending it, gets the error instead of a reset connection.
-async fn drain(body: Body, error: ApiError) -> ApiError {
-    use futures_util::StreamExt as _;
-    let mut stream = body.into_data_stream();
-    let mut read = 0;
-    while let Some(Ok(chunk)) = stream.next().await {
-        read += chunk.len();
-        if read > DRAIN_LIMIT {
-            break;
-        }
-    }
-    error
 }
 
 type PutChecks = (BTreeMap<String, String>, Vec<(ChecksumAlgorithm, Vec<u8>)>, Option<Conditions>);
