@@ -116,6 +116,14 @@ impl Catalog {
         rows.collect::<rusqlite::Result<_>>().map_err(catalog_err("read due alarms"))
     }
 
+    /// The earliest indexed alarm of namespace `ns` after `after_ms`.
+    pub(crate) fn earliest_alarm_in(&self, ns: &str, after_ms: i64) -> Result<Option<i64>> {
+        self.conn
+            .prepare_cached("SELECT min(time_ms) FROM alarms WHERE namespace = ?1 AND time_ms > ?2")
+            .and_then(|mut st| st.query_row(params![ns, after_ms], |r| r.get(0)))
+            .map_err(catalog_err("read the earliest alarm"))
+    }
+
     /// Objects of a namespace with names after `after`, in name order, at most `limit`:
     /// `(name, created_ms)`.
     pub(crate) fn list_objects(&self, ns: &str, after: &str, limit: usize) -> Result<Vec<(String, i64)>> {

@@ -21,6 +21,18 @@ pub struct ObjectRef {
     pub(crate) shard: mpsc::Sender<Command>,
 }
 
+/// The completion of a job; named so that `tx.send(..)` reads as in a channel.
+struct Done<C>(C);
+
+impl<C> Done<C> {
+    fn send<T>(self, value: T)
+    where
+        C: FnOnce(T),
+    {
+        (self.0)(value);
+    }
+}
+
 fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
     p.downcast_ref::<&str>()
         .map(|s| (*s).to_owned())
@@ -34,6 +46,19 @@ where
     R: Send + 'static,
     E: From<Error> + Send + 'static,
 {
+    make_callback_job(f, move |r| {
+        let _ = tx.send(r);
+    })
+}
+
+fn make_callback_job<R, E, F, C>(f: F, done: C) -> Job
+where
+    F: FnOnce(&mut ObjectStorage) -> Result<R, E> + Send + 'static,
+    R: Send + 'static,
+    E: From<Error> + Send + 'static,
+    C: FnOnce(Result<R, E>) + Send + 'static,
+{
+    let tx = Done(done);
     Box::new(move |storage: Result<&mut ObjectStorage, Error>| {
         let storage = match storage {
             Ok(s) => s,
@@ -41,7 +66,7 @@ where
                 return JobOutcome {
                     commit: false,
                     reply: Box::new(move |_| {
-                        let _ = tx.send(Err(E::from(e)));
+                        tx.send(Err(E::from(e)));
                     }),
                 };
             }
@@ -50,7 +75,7 @@ where
             Ok(Ok(v)) => JobOutcome {
                 commit: true,
                 reply: Box::new(move |err| {
-                    let _ = tx.send(match err {
+                    tx.send(match err {
                         None => Ok(v),
                         Some(e) => Err(E::from(e)),
                     });
@@ -59,7 +84,7 @@ where
             Ok(Err(e)) => JobOutcome {
                 commit: false,
                 reply: Box::new(move |_| {
-                    let _ = tx.send(Err(e));
+                    tx.send(Err(e));
                 }),
             },
             Err(p) => {
@@ -67,7 +92,7 @@ where
                 JobOutcome {
                     commit: false,
                     reply: Box::new(move |_| {
-                        let _ = tx.send(Err(E::from(Error::EventPanicked { message })));
+                        tx.send(Err(E::from(Error::EventPanicked { message })));
                     }),
                 }
             }
@@ -106,6 +131,26 @@ impl ObjectRef {
         let (tx, rx) = oneshot::channel();
         self.shard.send(self.event(make_job(f, tx))).await.map_err(|_| E::from(Error::ShuttingDown))?;
         rx.await.unwrap_or_else(|_| Err(E::from(Error::ShuttingDown)))
+    }
+
+    /// Like [`ObjectRef::run`], but instead of waiting for the result, hands it to `done` once
+    /// the event's writes are durable (or have failed). Returns when the event is queued.
+    ///
+    /// `done` runs on a runtime thread (the shard's or the durability stage's) and must be
+    /// quick: it should only hand the result on (for example, push messages to channels).
+    /// The callbacks of the events of one object run in the order the events ran, which a
+    /// set of separately awaited [`ObjectRef::run`] futures does not promise.
+    ///
+    /// # Errors
+    /// [`Error::ShuttingDown`] if the event could not be queued (then `done` is not called).
+    pub async fn submit<R, E, F, C>(&self, f: F, done: C) -> Result<()>
+    where
+        F: FnOnce(&mut ObjectStorage) -> Result<R, E> + Send + 'static,
+        R: Send + 'static,
+        E: From<Error> + Send + 'static,
+        C: FnOnce(Result<R, E>) + Send + 'static,
+    {
+        self.shard.send(self.event(make_callback_job(f, done))).await.map_err(|_| Error::ShuttingDown)
     }
 
     /// [`ObjectRef::run`] for threads that are not async. Must not be called from inside an

@@ -200,6 +200,17 @@ impl Runtime {
         catalog.due_alarms_in(ns, now_ms, limit)
     }
 
+    /// The earliest alarm indexed for namespace `ns` later than `after_ms` (possibly earlier
+    /// than the object's own, never later; see [`Runtime::due_alarms`]). Reads the catalog;
+    /// opens no object.
+    ///
+    /// # Errors
+    /// [`Error::Catalog`].
+    pub fn earliest_alarm_in(&self, ns: &str, after_ms: i64) -> Result<Option<i64>> {
+        let catalog = self.inner.catalog.lock().map_err(|_| Error::ShuttingDown)?;
+        catalog.earliest_alarm_in(ns, after_ms)
+    }
+
     /// The objects of a namespace that have been written, with names after `after`, in name
     /// order, at most `limit`. Reads the catalog; opens no object.
     ///

@@ -298,6 +298,14 @@ impl Shard {
         let poisoned = self.syncer.durable.poisoned.load(Ordering::SeqCst);
         let Some(slot) = self.objects.get_mut(&key) else { return };
         let outcome = job(Ok(&mut slot.storage));
+        if slot.storage.take_alarm_reindex() {
+            // Runs before this event commits: an alarm it moves earlier is indexed again by
+            // the commit path below; one it moves later is indexed after the commit.
+            let next = slot.storage.committed_next_alarm();
+            if let Err(e) = self.catalog.set_alarm(&slot.ns, &slot.name, next, false) {
+                tracing::warn!(error = %e, "failed to reindex an alarm");
+            }
+        }
         let reply = outcome.reply;
         let mut reset = false;
         if outcome.commit && slot.storage.has_pending_writes() {

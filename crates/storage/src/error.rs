@@ -61,6 +61,14 @@ pub enum Error {
         /// The time that was given, in milliseconds since the epoch.
         time_ms: i64,
     },
+    /// A named alarm's name is empty or longer than [`crate::MAX_ALARM_NAME_BYTES`].
+    #[error("alarm name must be 1 to {max} bytes, got {len} bytes")]
+    InvalidAlarmName {
+        /// Its length in bytes.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
     /// `delete_all` was called inside an explicit transaction.
     #[error("Cannot call deleteAll() within a transaction")]
     DeleteAllInTransaction,
@@ -221,6 +229,7 @@ impl Error {
             Error::Serde { .. } => "storage.serialization",
             Error::CorruptValue { .. } => "storage.corrupt_value",
             Error::InvalidAlarmTime { .. } => "storage.invalid_alarm_time",
+            Error::InvalidAlarmName { .. } => "storage.invalid_alarm_name",
             Error::DeleteAllInTransaction => "storage.delete_all_in_transaction",
             Error::TransactionRolledBack { .. } => "storage.transaction_rolled_back",
             Error::NestedTransactionRunning => "storage.nested_transaction_running",

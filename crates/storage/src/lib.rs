@@ -28,6 +28,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod alarms;
 mod authorizer;
 mod bookmark;
 pub mod changes;
@@ -43,6 +44,7 @@ mod sql_value;
 mod txn;
 mod value;
 
+pub use alarms::MAX_ALARM_NAME_BYTES;
 pub use bookmark::{Bookmark, InvalidBookmark};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use dump::{DumpOptions, split_statements};

@@ -113,6 +113,11 @@ pub struct ObjectStorage {
     /// Alarm as committed, and as changed by the open event.
     committed_alarm: Option<i64>,
     alarm: Option<i64>,
+    /// Set by [`ObjectStorage::request_alarm_reindex`], taken by the runtime after the event.
+    pub(crate) reindex_alarm: bool,
+    /// Named alarms (`alarms.rs`), as committed and as changed by the open event.
+    pub(crate) named: crate::alarms::NamedAlarms,
+    pub(crate) committed_named: crate::alarms::NamedAlarms,
     /// SQL texts known to hold exactly one statement, which `exec` runs through SQLite's
     /// prepared-statement cache. Bounded; cleared when full.
     pub(crate) single_statement_sql: std::collections::HashSet<Box<str>>,
@@ -222,6 +227,9 @@ impl ObjectStorage {
             seq_ts_ms: 0,
             committed_alarm: None,
             alarm: None,
+            reindex_alarm: false,
+            named: crate::alarms::NamedAlarms::default(),
+            committed_named: crate::alarms::NamedAlarms::default(),
             single_statement_sql: std::collections::HashSet::new(),
             frames,
             capture: false,
@@ -284,6 +292,8 @@ impl ObjectStorage {
         self.seq_ts_ms = ts.unwrap_or(0);
         self.committed_alarm = alarm;
         self.alarm = alarm;
+        self.named = self.read_named_alarms()?;
+        self.committed_named = self.named;
         Ok(())
     }
 
@@ -323,8 +333,17 @@ impl ObjectStorage {
     /// The alarm change the open event would commit: `Some(new)` if it differs from the
     /// committed alarm (`Some(None)`: deleted). The runtime records an earlier alarm in the
     /// node's alarm index before the commit, so that an alarm is never lost.
+    ///
+    /// "The alarm" here is the object's next wake-up: the earliest of its alarm and its named
+    /// alarms ([`ObjectStorage::next_alarm`]).
     pub fn pending_alarm_change(&self) -> Option<Option<i64>> {
-        (self.alarm != self.committed_alarm).then_some(self.alarm)
+        let next = self.next_alarm();
+        (next != self.committed_next_alarm()).then_some(next)
+    }
+
+    /// The alarm including the open event's change, without the usability check.
+    pub(crate) fn alarm_now(&self) -> Option<i64> {
+        self.alarm
     }
 
     /// The alarm as committed (ignoring the open event).
@@ -508,8 +527,9 @@ impl ObjectStorage {
         self.dirty = false;
         self.seq = seq;
         self.seq_ts_ms = ts;
-        let alarm_change = (self.alarm != self.committed_alarm).then_some(self.alarm);
+        let alarm_change = self.pending_alarm_change();
         self.committed_alarm = self.alarm;
+        self.committed_named = self.named;
         if !self.capture {
             // With capture on, the runtime checkpoints after reading the commit's frames.
             self.checkpoint_if_needed(crate::changes::WAL_CHECKPOINT_FRAMES)?;
@@ -526,6 +546,7 @@ impl ObjectStorage {
         self.dirty = false;
         self.depth = 0;
         self.alarm = self.committed_alarm;
+        self.named = self.committed_named;
     }
 
     /// Runs `f` as one event: commits if it returns `Ok`, rolls back if it returns `Err`.
@@ -797,12 +818,16 @@ impl ObjectStorage {
             }
             let _ = fk;
             c.execute_batch("DELETE FROM _cairn_kv")?;
+            if crate::alarms::table_exists(c)? {
+                c.execute_batch("DELETE FROM _cairn_alarms")?;
+            }
             c.prepare_cached("INSERT OR REPLACE INTO _cairn_meta(key, value) VALUES (?1, NULL)")?
                 .execute([meta::ALARM_MS])?;
             Ok(())
         });
         r.map_err(|e| self.fail(e, "delete all data"))?;
         self.alarm = None;
+        self.named.earliest = None;
         Ok(())
     }
 
@@ -898,6 +923,7 @@ impl ObjectStorage {
             })
             .map_err(|e| self.fail(e, "read the alarm"))?;
         self.alarm = alarm;
+        self.named = self.read_named_alarms()?;
         Ok(())
     }
 

@@ -1,0 +1,3 @@
+//! Room kinds that `cairn serve` offers without code, configurable per party.
+
+pub mod chat;
