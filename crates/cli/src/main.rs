@@ -154,87 +154,15 @@ enum Bench {
     },
 }
 
-/// Prints a line on stderr like `eprintln!`, but a closed or full stderr (a supervisor that
-/// stopped reading) is ignored instead of taking the server down.
-macro_rules! say {
-    ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        let _ = writeln!(std::io::stderr(), $($arg)*);
-    }};
-}
-
 fn serve(
     data_dir: Option<PathBuf>,
     listen: Option<std::net::SocketAddr>,
     s3_listen: Option<std::net::SocketAddr>,
     file: Option<PathBuf>,
 ) -> anyhow::Result<()> {
-    use anyhow::Context as _;
     let overrides = cairn_server::Overrides { data_dir, listen, s3_listen };
     let config = cairn_server::Config::load(file.as_deref(), |k| std::env::var(k).ok(), &overrides)?;
-    let runtime = cairn_server::open_runtime(&config).context("open the data directory")?;
-    let tokio = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("start tokio")?;
-    tokio.block_on(async {
-        let listener = tokio::net::TcpListener::bind(config.listen)
-            .await
-            .with_context(|| format!("listen on {}", config.listen))?;
-        let addr = listener.local_addr().context("read the listening address")?;
-        say!(
-            "cairn serving http://{addr} with data in {} ({} durability{})",
-            config.data_dir.display(),
-            match config.durability {
-                cairn_runtime::Durability::Fsync => "fsync",
-                cairn_runtime::Durability::Os => "os",
-            },
-            if config.tokens.is_empty() { ", no authentication: loopback only" } else { "" }
-        );
-        let s3_listener = if config.s3_enabled {
-            let s3_addr = config.s3_listen.unwrap_or(cairn_server::DEFAULT_S3_LISTEN);
-            let l = match tokio::net::TcpListener::bind(s3_addr).await {
-                Ok(l) => Some(l),
-                // The default port may be taken (another server, tests): serve the rest.
-                Err(e) if config.s3_listen.is_none() => {
-                    say!("cairn: not serving the S3 API: cannot listen on {s3_addr}: {e} (choose --s3-listen)");
-                    None
-                }
-                Err(e) => return Err(e).with_context(|| format!("listen on {s3_addr} for the S3 API")),
-            };
-            if let Some(l) = &l {
-                let addr = l.local_addr().context("read the S3 listening address")?;
-                say!(
-                    "cairn s3 serving http://{addr}{}",
-                    if config.s3_keys.is_empty() {
-                        " (no access keys: every request is refused; set CAIRN_S3_ACCESS_KEY_ID and \
-                     CAIRN_S3_SECRET_ACCESS_KEY or [[s3_keys]])"
-                    } else {
-                        ""
-                    }
-                );
-            }
-            l
-        } else {
-            None
-        };
-        cairn_server::serve_all(listener, s3_listener, &config, runtime, shutdown_signal()).await.context("serve")?;
-        say!("cairn stopped");
-        anyhow::Ok(())
-    })
-}
-
-/// Resolves on SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-            return;
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
+    cairn_server::Server::builder().config(config).run()
 }
 
 fn main() -> anyhow::Result<()> {

@@ -524,6 +524,19 @@ impl RoomHost {
         dropped
     }
 
+    /// Sends every open socket a close frame with `code` and `reason` and forgets it (no
+    /// `on_close` runs): for shutdown. Instances are dropped.
+    pub fn close_all(&self, code: u16, reason: &str) {
+        let mut rooms = lock(&self.inner.rooms);
+        for cell in rooms.values() {
+            let mut sockets = lock(&cell.sockets);
+            for socket in sockets.drain() {
+                let _ = socket.tx.send(Frame::Close { code, reason: reason.to_owned() });
+            }
+        }
+        rooms.clear();
+    }
+
     /// Starts the background tasks on the current tokio runtime: hibernation of idle rooms and
     /// the alarm scheduler. They stop when the returned handles are aborted.
     pub fn spawn_background(&self) -> Vec<tokio::task::JoinHandle<()>> {

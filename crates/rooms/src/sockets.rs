@@ -137,6 +137,12 @@ impl SocketTable {
         self.by_order.values().filter(move |s| s.tags.iter().any(|t| &**t == tag))
     }
 
+    /// Removes every socket.
+    pub(crate) fn drain(&mut self) -> impl Iterator<Item = Socket> + '_ {
+        self.by_id.clear();
+        std::mem::take(&mut self.by_order).into_values()
+    }
+
     /// Every socket in acceptance order.
     pub(crate) fn iter(&self) -> impl Iterator<Item = &Socket> {
         self.by_order.values()

@@ -52,6 +52,57 @@ pub struct Config {
     pub s3_keys: Vec<S3Key>,
     /// Limits of buckets (`[buckets]`).
     pub buckets: cairn_bucket::BucketLimits,
+    /// Room settings (`[rooms]`).
+    pub rooms: RoomsConfig,
+    /// Built-in parties served under `/parties/{party}/{room}` (`[parties.NAME]`). Default:
+    /// `chat` (kind `chat`) and `yjs` (kind `yjs`). Setting the table replaces the default.
+    pub parties: BTreeMap<String, PartyConfig>,
+}
+
+/// Settings of every room (`[rooms]`).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RoomsConfig {
+    /// A room whose sockets all hibernate drops its instance after this many milliseconds
+    /// without an event. Default 10,000.
+    pub hibernate_after_ms: u64,
+    /// Largest WebSocket message, in bytes; larger ones close the socket with 1009. Default
+    /// 1 MiB (as Durable Objects).
+    pub max_message_bytes: usize,
+}
+
+impl Default for RoomsConfig {
+    fn default() -> Self {
+        RoomsConfig { hibernate_after_ms: 10_000, max_message_bytes: 1024 * 1024 }
+    }
+}
+
+/// One built-in party (`[parties.NAME]`).
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartyConfig {
+    /// `chat` or `yjs`.
+    pub kind: String,
+    /// Whether clients may connect without a token when tokens are configured. Default false:
+    /// with tokens configured, a client sends one (`Authorization: Bearer` or `?token=`) that
+    /// may write the party's namespace.
+    #[serde(default)]
+    pub public: bool,
+    /// Settings of the kind (`[parties.NAME.options]`); see the kind's documentation.
+    #[serde(default)]
+    pub options: toml::Table,
+}
+
+impl PartyConfig {
+    /// A party of `kind` with default options.
+    pub fn of_kind(kind: &str) -> PartyConfig {
+        PartyConfig { kind: kind.to_owned(), public: false, options: toml::Table::new() }
+    }
+}
+
+/// The parties served when the configuration names none.
+pub fn default_parties() -> BTreeMap<String, PartyConfig> {
+    [("chat", "chat")].into_iter().map(|(n, k)| (n.to_owned(), PartyConfig::of_kind(k))).collect()
 }
 
 /// Where the S3 API listens unless configured otherwise.
@@ -109,6 +160,8 @@ impl Default for Config {
             s3_domains: vec!["localhost".to_owned()],
             s3_keys: Vec::new(),
             buckets: cairn_bucket::BucketLimits::default(),
+            rooms: RoomsConfig::default(),
+            parties: default_parties(),
         }
     }
 }
@@ -209,6 +262,9 @@ impl Config {
         if let Some(n) = number("CAIRN_SHARDS", "expected a number of threads")? {
             config.shards = n;
         }
+        if let Some(n) = number("CAIRN_ROOMS_HIBERNATE_AFTER_MS", "expected a number of milliseconds")? {
+            config.rooms.hibernate_after_ms = n as u64;
+        }
         if let Some(n) = number("CAIRN_MAX_BODY_BYTES", "expected a number of bytes")? {
             config.max_body_bytes = n;
         }
@@ -274,6 +330,11 @@ impl Config {
                 "S3 access key {:?}: the id must not be empty and the secret needs at least 16 characters",
                 k.access_key_id
             )));
+        }
+        for (name, party) in &self.parties {
+            cairn_storage::layout::validate_namespace(name)
+                .map_err(|e| ConfigError::Invalid(format!("party {name:?}: {e}")))?;
+            crate::rooms::check_party(party).map_err(|e| ConfigError::Invalid(format!("party {name:?}: {e}")))?;
         }
         if self.max_body_bytes == 0 {
             return Err(ConfigError::Invalid("max_body_bytes must be positive".to_owned()));

@@ -14,9 +14,11 @@
 //! Handlers run on tokio; each object request is one event sent to the object's shard
 //! (`cairn_runtime::ObjectRef::run`), so no handler blocks a worker thread on SQLite.
 
+mod app;
 mod config;
 mod error;
 mod metrics;
+mod rooms;
 mod routes;
 mod s3;
 mod state;
@@ -24,7 +26,10 @@ mod wire;
 
 use std::future::Future;
 
-pub use config::{Config, ConfigError, DEFAULT_S3_LISTEN, Overrides, S3Key, Token};
+pub use app::{Server, ServerBuilder};
+pub use config::{
+    Config, ConfigError, DEFAULT_S3_LISTEN, Overrides, PartyConfig, RoomsConfig, S3Key, Token, default_parties,
+};
 pub use error::ApiError;
 pub use routes::admin::OPENAPI;
 pub use routes::router;
@@ -91,6 +96,20 @@ pub async fn serve_all(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let state = AppState::new(runtime.clone(), config);
+    serve_state(state, listener, s3_listener, config, shutdown).await
+}
+
+/// Serves `state` on the listeners until `shutdown` resolves; see [`serve_all`].
+pub(crate) async fn serve_state(
+    state: AppState,
+    listener: tokio::net::TcpListener,
+    s3_listener: Option<tokio::net::TcpListener>,
+    config: &Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let runtime = state.runtime().clone();
+    let room_tasks = state.rooms().spawn_background();
+    let rooms = state.rooms().clone();
     let janitor = tokio::spawn(purge_expired_kv(state.clone()));
     let sweeper = tokio::spawn(sweep_orphan_blobs(state.clone()));
     // One shutdown signal for every listener.
@@ -118,6 +137,11 @@ pub async fn serve_all(
     }
     janitor.abort();
     sweeper.abort();
+    for task in room_tasks {
+        task.abort();
+    }
+    // Upgraded WebSockets outlive the HTTP server's graceful shutdown: tell them to go.
+    rooms.close_all(1001, "server shutting down");
     runtime.close();
     result
 }

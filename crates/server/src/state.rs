@@ -37,6 +37,14 @@ pub(crate) struct Inner {
     pub(crate) buckets: Arc<cairn_bucket::BucketService>,
     /// Largest request body under `/client/v4`.
     pub(crate) cloudflare_max_body_bytes: usize,
+    /// Rooms (`/parties/{party}/{room}`).
+    pub(crate) rooms: cairn_rooms::RoomHost,
+    /// Parties that need no token.
+    pub(crate) public_parties: HashSet<String>,
+    /// Room settings.
+    pub(crate) rooms_config: crate::config::RoomsConfig,
+    /// Largest request body of the main API.
+    pub(crate) max_body_bytes: usize,
 }
 
 /// What a request wants to do, for authorization.
@@ -53,12 +61,30 @@ impl AppState {
     /// Never: the services only fail to start for an invalid system namespace name, which is a
     /// constant.
     pub fn new(runtime: Runtime, config: &Config) -> AppState {
+        AppState::with_rooms(runtime, config, Vec::new()).expect("the configured parties were validated")
+    }
+
+    /// State over a running runtime, with an application's parties added to the configured
+    /// ones.
+    ///
+    /// # Errors
+    /// A party that cannot be registered (its name, or its options).
+    pub(crate) fn with_rooms(
+        runtime: Runtime,
+        config: &Config,
+        parties: Vec<crate::rooms::Registrar>,
+    ) -> Result<AppState, String> {
+        let rooms = crate::rooms::build_host(runtime.clone(), config, parties)?;
         let kv = cairn_kv::KvService::new(runtime.clone(), config.kv.clone()).expect("the KV registry name is valid");
         let sql = cairn_sqldb::SqlService::new(runtime.clone()).expect("the SQL registry name is valid");
         let buckets = cairn_bucket::BucketService::new(runtime.clone(), config.buckets.clone())
             .expect("the bucket registry name is valid and the blob directory can be created");
-        AppState {
+        Ok(AppState {
             inner: Arc::new(Inner {
+                rooms,
+                public_parties: config.parties.iter().filter(|(_, p)| p.public).map(|(n, _)| n.clone()).collect(),
+                rooms_config: config.rooms.clone(),
+                max_body_bytes: config.max_body_bytes,
                 kv: Arc::new(kv),
                 sql: Arc::new(sql),
                 buckets: Arc::new(buckets),
@@ -70,7 +96,12 @@ impl AppState {
                 auto_create_namespaces: config.auto_create_namespaces,
                 metrics: Metrics::new(),
             }),
-        }
+        })
+    }
+
+    /// The room host.
+    pub fn rooms(&self) -> &cairn_rooms::RoomHost {
+        &self.inner.rooms
     }
 
     /// The bucket service.

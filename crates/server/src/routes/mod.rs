@@ -4,6 +4,7 @@ pub(crate) mod admin;
 pub(crate) mod buckets;
 pub(crate) mod cloudflare;
 pub(crate) mod objects;
+pub(crate) mod parties;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
@@ -13,7 +14,7 @@ use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -43,6 +44,8 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         )
         .route(&format!("{object}/delete-all"), post(objects::delete_all))
         .route(&format!("{object}/bookmark"), get(objects::bookmark))
+        .route("/parties/{party}/{room}", any(parties::room_root))
+        .route("/parties/{party}/{room}/{*path}", any(parties::room_path))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body_bytes))

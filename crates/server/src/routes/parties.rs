@@ -1,0 +1,208 @@
+//! `/parties/{party}/{room}`: rooms in the PartyKit URL convention. A WebSocket upgrade joins
+//! the room (what `partysocket` and `y-websocket` do); any other request is handed to the
+//! room's HTTP hook, also under `/parties/{party}/{room}/{*path}`.
+//!
+//! Each socket is carried by one task that moves frames between the WebSocket and the room
+//! host: incoming messages become room events (`SocketHandle::message`), and what the room
+//! sends arrives on a channel once the event that sent it is durable.
+
+use axum::body::Body;
+use axum::extract::ws::{CloseFrame, Message as WsMessage, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::{FromRequestParts, Path, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use cairn_rooms::{ConnectRequest, Connected, Frame, Message, RoomError, SocketHandle};
+use tokio::sync::mpsc::UnboundedReceiver;
+
+use crate::error::ApiError;
+use crate::state::{Access, AppState};
+
+/// The reason given to a room when a client goes away without a close frame (as workerd).
+const GONE_WITHOUT_CLOSE: &str = "WebSocket disconnected without sending Close frame.";
+
+pub(crate) async fn room_root(
+    State(state): State<AppState>,
+    Path((party, room)): Path<(String, String)>,
+    request: Request,
+) -> Response {
+    handle(state, party, room, request).await.unwrap_or_else(IntoResponse::into_response)
+}
+
+pub(crate) async fn room_path(
+    State(state): State<AppState>,
+    Path((party, room, _rest)): Path<(String, String, String)>,
+    request: Request,
+) -> Response {
+    handle(state, party, room, request).await.unwrap_or_else(IntoResponse::into_response)
+}
+
+fn room_error(e: &RoomError) -> ApiError {
+    let status = match e {
+        RoomError::UnknownParty { .. } => StatusCode::NOT_FOUND,
+        RoomError::TooManySockets { .. } => StatusCode::SERVICE_UNAVAILABLE,
+        e if e.is_client_error() => StatusCode::BAD_REQUEST,
+        RoomError::Runtime(cairn_runtime::Error::ShuttingDown) => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    ApiError::new(status, e.code(), e.to_string())
+}
+
+/// Checks that the party exists, the room name is valid and the client may use it.
+fn admit(state: &AppState, party: &str, room: &str, request: &Request) -> Result<(), ApiError> {
+    if !state.inner.rooms.has_party(party) {
+        return Err(room_error(&RoomError::UnknownParty { party: party.to_owned() }));
+    }
+    cairn_storage::layout::validate_object_name(room)?;
+    if state.inner.public_parties.contains(party) {
+        return Ok(());
+    }
+    // Browsers cannot set headers on a WebSocket: a token may come as `?token=`.
+    let mut headers = request.headers().clone();
+    if !headers.contains_key(header::AUTHORIZATION)
+        && let Some(token) = request.uri().query().and_then(|q| query_param(q, "token"))
+        && let Ok(value) = format!("Bearer {token}").parse()
+    {
+        headers.insert(header::AUTHORIZATION, value);
+    }
+    state.authorize(&headers, party, Access::Write)
+}
+
+fn query_param(query: &str, name: &str) -> Option<String> {
+    query.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=')?;
+        (k == name).then(|| v.to_owned())
+    })
+}
+
+fn is_upgrade(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
+}
+
+async fn handle(state: AppState, party: String, room: String, request: Request) -> Result<Response, ApiError> {
+    admit(&state, &party, &room, &request)?;
+    if is_upgrade(request.headers()) {
+        return connect(state, party, room, request).await;
+    }
+    let (parts, body) = request.into_parts();
+    let limit = state.inner.max_body_bytes;
+    let bytes = axum::body::to_bytes(body, limit).await.map_err(|_| {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "http.body_too_large",
+            format!("request body is over the limit of {limit} bytes"),
+        )
+    })?;
+    let req = axum::http::Request::from_parts(parts, bytes);
+    let res = state.inner.rooms.request(&party, &room, req).await.map_err(|e| room_error(&e))?;
+    let (parts, body) = res.into_parts();
+    Ok(Response::from_parts(parts, Body::from(body)))
+}
+
+async fn connect(state: AppState, party: String, room: String, request: Request) -> Result<Response, ApiError> {
+    let (mut parts, _body) = request.into_parts();
+    let upgrade = WebSocketUpgrade::from_request_parts(&mut parts, &state).await.map_err(|rejection| {
+        ApiError::new(rejection.status(), "rooms.bad_upgrade", format!("bad WebSocket upgrade: {}", rejection.body_text()))
+    })?;
+    let id = parts
+        .uri
+        .query()
+        .and_then(|q| query_param(q, "_pk"))
+        .filter(|id| !id.is_empty() && id.len() <= 256)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let req = ConnectRequest { id, uri: parts.uri.clone(), headers: parts.headers.clone() };
+    match state.inner.rooms.connect(&party, &room, req).await.map_err(|e| room_error(&e))? {
+        Connected::Refused(refuse) => {
+            let status = StatusCode::from_u16(refuse.status).unwrap_or(StatusCode::FORBIDDEN);
+            Ok((status, refuse.body).into_response())
+        }
+        Connected::Accepted(handle, rx) => {
+            let max = state.inner.rooms_config.max_message_bytes;
+            Ok(upgrade
+                .max_message_size(max)
+                .max_frame_size(max)
+                // Small buffers: an idle socket should cost little memory (they grow on demand).
+                .read_buffer_size(4 * 1024)
+                .write_buffer_size(0)
+                .on_failed_upgrade(|e| tracing::debug!(error = %e, "WebSocket upgrade failed"))
+                .on_upgrade(move |socket| carry(socket, handle, rx)))
+        }
+    }
+}
+
+/// Moves frames between one socket and its room until either side closes it.
+async fn carry(mut socket: WebSocket, handle: SocketHandle, mut rx: UnboundedReceiver<Frame>) {
+    let mut outcome: Option<(u16, String, bool)> = None;
+    loop {
+        tokio::select! {
+            incoming = socket.recv() => match incoming {
+                Some(Ok(WsMessage::Text(text))) => handle.message(Message::Text(text.as_str().to_owned())).await,
+                Some(Ok(WsMessage::Binary(bytes))) => handle.message(Message::Binary(bytes)).await,
+                Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_))) => {}
+                Some(Ok(WsMessage::Close(frame))) => {
+                    let (code, reason) = frame.map_or((1005, String::new()), |f| (f.code, f.reason.as_str().to_owned()));
+                    outcome = Some((code, reason, true));
+                    break;
+                }
+                Some(Err(e)) => {
+                    let (code, why) = protocol_close(&e);
+                    handle.error(e.to_string()).await;
+                    let _ = socket.send(close_message(code, why)).await;
+                    outcome = Some((code, why.to_owned(), false));
+                    break;
+                }
+                None => break,
+            },
+            out = rx.recv() => match out {
+                Some(Frame::Close { code, reason }) => {
+                    // The room closed this socket (it has already left the room).
+                    let _ = socket.send(close_message(code, &reason)).await;
+                    return;
+                }
+                Some(frame) => {
+                    let Some(message) = to_ws(frame) else { continue };
+                    if socket.send(message).await.is_err() {
+                        break;
+                    }
+                }
+                // The room dropped the socket (replaced by a newer one with the same id).
+                None => return,
+            },
+        }
+    }
+    let (code, reason, clean) = outcome.unwrap_or((1006, GONE_WITHOUT_CLOSE.to_owned(), false));
+    handle.closed(code, reason, clean).await;
+}
+
+/// The close code for a failed read: 1007 for invalid UTF-8, 1009 for an oversized message,
+/// 1002 otherwise.
+fn protocol_close(e: &axum::Error) -> (u16, &'static str) {
+    let text = e.to_string();
+    if text.contains("UTF-8") || text.contains("utf-8") || text.contains("Utf8") {
+        (1007, "text frame is not valid UTF-8")
+    } else if text.contains("too long") || text.contains("too big") || text.contains("Space limit") {
+        (1009, "message too big")
+    } else {
+        (1002, "protocol error")
+    }
+}
+
+fn close_message(code: u16, reason: &str) -> WsMessage {
+    // A close reason is at most 123 bytes on the wire.
+    let mut end = reason.len().min(123);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    let reason = reason.get(..end).unwrap_or_default();
+    WsMessage::Close(Some(CloseFrame { code, reason: Utf8Bytes::from(reason) }))
+}
+
+fn to_ws(frame: Frame) -> Option<WsMessage> {
+    match frame {
+        Frame::Text(bytes) => Utf8Bytes::try_from(bytes).ok().map(WsMessage::Text),
+        Frame::Binary(bytes) => Some(WsMessage::Binary(bytes)),
+        Frame::Close { code, reason } => Some(close_message(code, &reason)),
+    }
+}
