@@ -63,6 +63,68 @@ pub(crate) struct Metrics {
     requests: Family<RequestLabels, Counter>,
     latency: LatencyFamily,
     runtime: RuntimeGauges,
+    rooms: RoomGauges,
+}
+
+/// The room host's gauges and counters, copied at scrape time.
+#[derive(Default)]
+struct RoomGauges {
+    active: Gauge,
+    hibernated: Gauge,
+    sockets: Gauge,
+    connections: Gauge,
+    messages_in: Gauge,
+    messages_out: Gauge,
+    auto_responses: Gauge,
+    starts: Gauge,
+    wakeups: Gauge,
+    hibernations: Gauge,
+    handler_errors: Gauge,
+    alarm_runs: Gauge,
+    alarm_retries: Gauge,
+    alarm_failures: Gauge,
+}
+
+impl RoomGauges {
+    fn register(&self, registry: &mut Registry) {
+        let all: [(&str, &str, &Gauge); 14] = [
+            ("rooms_active", "Rooms whose instance is in memory", &self.active),
+            ("rooms_hibernated", "Rooms with open sockets and no instance", &self.hibernated),
+            ("room_sockets", "Open room WebSockets", &self.sockets),
+            ("room_connections", "Room WebSockets accepted (total)", &self.connections),
+            ("room_messages_in", "Messages received from room WebSockets (total)", &self.messages_in),
+            ("room_messages_out", "Frames sent to room WebSockets, per recipient (total)", &self.messages_out),
+            ("room_auto_responses", "Messages answered by an auto-response without waking a room (total)", &self.auto_responses),
+            ("room_starts", "Room instances started (total)", &self.starts),
+            ("room_wakeups", "Room instances started for a hibernating room (total)", &self.wakeups),
+            ("room_hibernations", "Room instances dropped for idleness (total)", &self.hibernations),
+            ("room_handler_errors", "Room hooks that failed and were rolled back (total)", &self.handler_errors),
+            ("room_alarm_runs", "Room alarm handlers run (total)", &self.alarm_runs),
+            ("room_alarm_retries", "Room alarm failures scheduled for a retry (total)", &self.alarm_retries),
+            ("room_alarm_failures", "Room alarms abandoned after their last retry (total)", &self.alarm_failures),
+        ];
+        for (name, help, gauge) in all {
+            registry.register(name, help, gauge.clone());
+        }
+    }
+
+    fn set(&self, s: &cairn_rooms::RoomStats) {
+        let g = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        self.active.set(g(s.active_rooms));
+        self.hibernated.set(g(s.hibernated_rooms));
+        self.sockets.set(g(s.sockets));
+        self.connections.set(g(s.connections));
+        self.messages_in.set(g(s.messages_in));
+        self.messages_out.set(g(s.messages_out));
+        self.auto_responses.set(g(s.auto_responses));
+        self.starts.set(g(s.starts));
+        self.wakeups.set(g(s.wakeups));
+        self.hibernations.set(g(s.hibernations));
+        self.handler_errors.set(g(s.handler_errors));
+        self.alarm_runs.set(g(s.alarm_runs));
+        self.alarm_retries.set(g(s.alarm_retries));
+        self.alarm_failures.set(g(s.alarm_failures));
+    }
 }
 
 #[derive(Default)]
@@ -110,7 +172,9 @@ impl Metrics {
             "Events whose replies one durability round (one fsync cycle) released",
             runtime.round_sizes.clone(),
         );
-        Metrics { registry: Mutex::new(registry), requests, latency, runtime }
+        let rooms = RoomGauges::default();
+        rooms.register(&mut registry);
+        Metrics { registry: Mutex::new(registry), requests, latency, runtime, rooms }
     }
 
     /// Records one finished request.
@@ -122,7 +186,8 @@ impl Metrics {
     }
 
     /// The text exposition, with the runtime's counters as of now.
-    pub(crate) fn render(&self, stats: RuntimeStats) -> String {
+    pub(crate) fn render(&self, stats: RuntimeStats, rooms: &cairn_rooms::RoomStats) -> String {
+        self.rooms.set(rooms);
         let g = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
         let r = &self.runtime;
         r.events.set(g(stats.events));

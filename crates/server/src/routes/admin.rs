@@ -24,7 +24,7 @@ pub(crate) async fn healthz() -> Json<serde_json::Value> {
 /// `GET /metrics`: Prometheus text exposition.
 pub(crate) async fn metrics(State(s): State<AppState>, headers: HeaderMap) -> Result<impl IntoResponse, ApiError> {
     s.authorize_any(&headers)?;
-    let text = s.inner.metrics.render(s.runtime().stats());
+    let text = s.inner.metrics.render(s.runtime().stats(), &s.rooms().stats());
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text))
 }
 

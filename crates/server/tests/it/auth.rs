@@ -27,13 +27,15 @@ fn routes() -> Vec<(&'static str, String, serde_json::Value)> {
         ("DELETE", format!("{OBJ}/alarm"), json!(null)),
         ("POST", format!("{OBJ}/delete-all"), json!(null)),
         ("GET", format!("{OBJ}/bookmark"), json!(null)),
+        ("GET", "/parties/chat/lobby".into(), json!(null)),
+        ("POST", "/parties/chat/lobby/some/path".into(), json!({})),
     ]
 }
 
 #[tokio::test]
 async fn every_route_but_health_refuses_a_missing_or_wrong_token() {
     let s = server();
-    assert_eq!(routes().len() + 1, 18, "one entry per documented route");
+    assert_eq!(routes().len() + 1, 20, "one entry per documented route");
     for (method, uri, body) in routes() {
         for token in [None, Some("wrong-token-0123456789")] {
             let r = s.send(method, &uri, Some("application/json"), body.to_string().into_bytes(), token).await;
