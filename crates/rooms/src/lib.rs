@@ -38,9 +38,11 @@ mod sockets;
 mod stats;
 
 pub use alarms::{AlarmRetry, MAX_ALARM_RETRIES, backoff_delay_ms};
+pub use bytes::Bytes;
 pub use context::Context;
 pub use error::RoomError;
 pub use host::{Connected, HostConfig, RoomHost, RoomHostBuilder, SocketHandle};
+pub use http;
 pub use room::{Accept, AlarmInfo, ConnectRequest, Connection, Frame, Message, Refuse, Room, RoomInfo};
 pub use sockets::{
     AutoResponse, MAX_ATTACHMENT_BYTES, MAX_AUTO_RESPONSE_BYTES, MAX_SOCKETS_PER_ROOM, MAX_TAG_CHARS, MAX_TAGS,
