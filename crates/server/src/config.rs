@@ -102,7 +102,7 @@ impl PartyConfig {
 
 /// The parties served when the configuration names none.
 pub fn default_parties() -> BTreeMap<String, PartyConfig> {
-    [("chat", "chat")].into_iter().map(|(n, k)| (n.to_owned(), PartyConfig::of_kind(k))).collect()
+    [("chat", "chat"), ("yjs", "yjs")].into_iter().map(|(n, k)| (n.to_owned(), PartyConfig::of_kind(k))).collect()
 }
 
 /// Where the S3 API listens unless configured otherwise.

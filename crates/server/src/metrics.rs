@@ -94,7 +94,11 @@ impl RoomGauges {
             ("room_connections", "Room WebSockets accepted (total)", &self.connections),
             ("room_messages_in", "Messages received from room WebSockets (total)", &self.messages_in),
             ("room_messages_out", "Frames sent to room WebSockets, per recipient (total)", &self.messages_out),
-            ("room_auto_responses", "Messages answered by an auto-response without waking a room (total)", &self.auto_responses),
+            (
+                "room_auto_responses",
+                "Messages answered by an auto-response without waking a room (total)",
+                &self.auto_responses,
+            ),
             ("room_starts", "Room instances started (total)", &self.starts),
             ("room_wakeups", "Room instances started for a hibernating room (total)", &self.wakeups),
             ("room_hibernations", "Room instances dropped for idleness (total)", &self.hibernations),

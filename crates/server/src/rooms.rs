@@ -2,6 +2,7 @@
 //! application registers ([`crate::ServerBuilder::room`]).
 
 use cairn_rooms::builtin::chat::{ChatConfig, ChatRoom};
+use cairn_rooms::builtin::yjs::{YjsConfig, YjsRoom};
 use cairn_rooms::{HostConfig, RoomHost, RoomHostBuilder};
 
 use crate::config::{Config, PartyConfig};
@@ -10,7 +11,7 @@ use crate::config::{Config, PartyConfig};
 pub(crate) type Registrar = Box<dyn FnOnce(RoomHostBuilder) -> RoomHostBuilder + Send>;
 
 /// The kinds a `[parties.NAME]` table may name.
-pub(crate) const PARTY_KINDS: [&str; 1] = ["chat"];
+pub(crate) const PARTY_KINDS: [&str; 2] = ["chat", "yjs"];
 
 /// Checks a configured party: a known kind with options it understands.
 ///
@@ -19,6 +20,7 @@ pub(crate) const PARTY_KINDS: [&str; 1] = ["chat"];
 pub(crate) fn check_party(party: &PartyConfig) -> Result<(), String> {
     match party.kind.as_str() {
         "chat" => options::<ChatConfig>(party).map(drop),
+        "yjs" => options::<YjsConfig>(party).map(drop),
         other => Err(format!("unknown kind {other:?}; expected one of {}", PARTY_KINDS.join(", "))),
     }
 }
@@ -46,6 +48,10 @@ pub(crate) fn build_host(
             "chat" => {
                 let options: ChatConfig = options(party)?;
                 builder.room_with(name, move |_| ChatRoom::new(options.clone()))
+            }
+            "yjs" => {
+                let options: YjsConfig = options(party)?;
+                builder.room_with(name, move |_| YjsRoom::new(options.clone()))
             }
             other => return Err(format!("party {name:?}: unknown kind {other:?}")),
         };

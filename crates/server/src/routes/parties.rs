@@ -75,10 +75,7 @@ fn query_param(query: &str, name: &str) -> Option<String> {
 }
 
 fn is_upgrade(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::UPGRADE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
+    headers.get(header::UPGRADE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
 }
 
 async fn handle(state: AppState, party: String, room: String, request: Request) -> Result<Response, ApiError> {
@@ -104,7 +101,11 @@ async fn handle(state: AppState, party: String, room: String, request: Request) 
 async fn connect(state: AppState, party: String, room: String, request: Request) -> Result<Response, ApiError> {
     let (mut parts, _body) = request.into_parts();
     let upgrade = WebSocketUpgrade::from_request_parts(&mut parts, &state).await.map_err(|rejection| {
-        ApiError::new(rejection.status(), "rooms.bad_upgrade", format!("bad WebSocket upgrade: {}", rejection.body_text()))
+        ApiError::new(
+            rejection.status(),
+            "rooms.bad_upgrade",
+            format!("bad WebSocket upgrade: {}", rejection.body_text()),
+        )
     })?;
     let id = parts
         .uri
