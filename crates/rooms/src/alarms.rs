@@ -89,11 +89,13 @@ impl RoomHost {
         let now = self.inner.clock.now_ms();
         let mut due = Vec::new();
         for party in self.parties() {
-            for (room, _) in self.inner.runtime.due_alarms_in(&party, now, self.inner.config.alarm_batch)? {
+            for (room, indexed) in self.inner.runtime.due_alarms_in(&party, now, self.inner.config.alarm_batch)? {
+                // Skip a room whose earliest alarm is the one waiting for its retry; a room
+                // with another alarm due (a newer one replaced it, or a named one) runs.
                 let waiting = lock(&self.inner.retries)
                     .by_room
                     .get(&(party.clone(), room.clone()))
-                    .is_some_and(|r| r.not_before > now);
+                    .is_some_and(|r| r.not_before > now && r.scheduled_time == indexed);
                 if !waiting {
                     due.push((party.clone(), room));
                 }
@@ -126,7 +128,9 @@ impl RoomHost {
                 next = Some(next.map_or(t, |n| n.min(t)));
             }
         }
-        for r in lock(&self.inner.retries).by_room.values() {
+        // Retries whose time has come are found through the index (their alarm is still
+        // stored, so it is due); a past one that is not is stale and must not keep us awake.
+        for r in lock(&self.inner.retries).by_room.values().filter(|r| r.not_before > now) {
             next = Some(next.map_or(r.not_before, |n| n.min(r.not_before)));
         }
         Ok(next)
@@ -167,21 +171,32 @@ impl RoomHost {
         let stats = &self.inner.stats;
         let picked = std::sync::Arc::new(std::sync::Mutex::new(None::<AlarmInfo>));
         let seen = std::sync::Arc::clone(&picked);
+        // Whether the alarm a retry waits for is still stored at the time that failed (a newer
+        // alarm replaces it: then the retry is dropped, as in Durable Objects).
+        let retry_alive = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let alive = std::sync::Arc::clone(&retry_alive);
         let result = self
             .call(cell, move |scope| {
                 let storage = scope.storage();
                 let now = storage.clock().now_ms();
-                let mut due: Option<(Option<String>, i64)> =
-                    storage.get_alarm()?.filter(|t| *t <= now).map(|t| (None, t));
-                if due.is_none() {
-                    due = storage.named_alarms()?.into_iter().find(|(_, t)| *t <= now).map(|(n, t)| (Some(n), t));
+                let is_retry_of =
+                    |r: &AlarmRetry, name: &Option<String>, t: i64| r.name == *name && r.scheduled_time == t;
+                let backing_off = |name: &Option<String>, t: i64| {
+                    retry.as_ref().is_some_and(|r| r.not_before > now && is_retry_of(r, name, t))
+                };
+                let mut candidates: Vec<(Option<String>, i64)> =
+                    storage.get_alarm()?.map(|t| (None, t)).into_iter().collect();
+                candidates.extend(storage.named_alarms()?.into_iter().map(|(n, t)| (Some(n), t)));
+                if let Some(r) = &retry {
+                    alive.store(candidates.iter().any(|(n, t)| is_retry_of(r, n, *t)), Ordering::Relaxed);
                 }
+                let due = candidates.into_iter().find(|(n, t)| *t <= now && !backing_off(n, *t));
                 let Some((name, time)) = due else {
                     storage.request_alarm_reindex();
                     return Ok(Fired::NotDue);
                 };
                 let (retry_count, scheduled_time) = match &retry {
-                    Some(r) if r.name == name => (r.retry_count, r.scheduled_time),
+                    Some(r) if is_retry_of(r, &name, time) => (r.retry_count, r.scheduled_time),
                     _ => (0, time),
                 };
                 match &name {
@@ -197,11 +212,21 @@ impl RoomHost {
             })
             .await;
         let info = lock(&picked).take();
+        if result.is_ok() && !retry_alive.load(Ordering::Relaxed) {
+            // Superseded (or it just succeeded): no retry left for this room.
+            lock(&self.inner.retries).by_room.remove(&key);
+        }
         match (result, info) {
             (Ok(Fired::NotDue), _) => false,
-            (Ok(Fired::Ran), _) => {
+            (Ok(Fired::Ran), info) => {
                 stats.alarm_runs.fetch_add(1, Ordering::Relaxed);
-                lock(&self.inner.retries).by_room.remove(&key);
+                let mut retries = lock(&self.inner.retries);
+                if let (Some(r), Some(info)) = (retries.by_room.get(&key), info)
+                    && r.name == info.name
+                    && r.scheduled_time == info.scheduled_time
+                {
+                    retries.by_room.remove(&key);
+                }
                 true
             }
             (Err(e), Some(info)) => {

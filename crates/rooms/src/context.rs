@@ -119,7 +119,8 @@ impl Context<'_> {
     /// # Errors
     /// As [`Context::set_attachment`].
     pub fn set_attachment_json<T: serde::Serialize>(&mut self, conn: &Connection, value: &T) -> Result<(), RoomError> {
-        let bytes = serde_json::to_vec(value).map_err(|e| RoomError::msg(format!("attachment not serializable: {e}")))?;
+        let bytes =
+            serde_json::to_vec(value).map_err(|e| RoomError::msg(format!("attachment not serializable: {e}")))?;
         self.set_attachment(conn, Some(bytes))
     }
 
@@ -135,10 +136,11 @@ impl Context<'_> {
     }
 
     /// Closes a socket with `code` and `reason`. It leaves the room at once (no `on_close`
-    /// follows); the close frame leaves with the event's other output.
+    /// follows); the close frame leaves with the event's other output. If the hook then fails,
+    /// the socket stays, as the rest of the event is undone.
     pub fn close(&mut self, conn: &Connection, code: u16, reason: &str) {
-        if let Some(socket) = self.sockets.remove(&conn.id) {
-            self.outbox.push(Outgoing::Close(socket.tx, code, reason.to_owned()));
+        if let Some(tx) = self.sockets.remove(&conn.id) {
+            self.outbox.push(Outgoing::Close(tx, code, reason.to_owned()));
         }
     }
 

@@ -25,7 +25,7 @@ pub enum RoomError {
         max: usize,
     },
     /// An attachment over [`crate::MAX_ATTACHMENT_BYTES`].
-    #[error("A WebSocket 'attachment' cannot be larger than {max} bytes. 'attachment' was {size} bytes.")]
+    #[error("A WebSocket 'attachment' cannot be larger than {max} bytes.'attachment' was {size} bytes.")]
     AttachmentTooLarge {
         /// Its size.
         size: usize,
@@ -95,7 +95,9 @@ impl RoomError {
         match self {
             RoomError::UnknownParty { .. } | RoomError::TooManySockets { .. } => true,
             RoomError::Storage(e) => matches!(e, cairn_storage::Error::InvalidName { .. }),
-            RoomError::Runtime(cairn_runtime::Error::Storage(e)) => matches!(e, cairn_storage::Error::InvalidName { .. }),
+            RoomError::Runtime(cairn_runtime::Error::Storage(e)) => {
+                matches!(e, cairn_storage::Error::InvalidName { .. })
+            }
             _ => false,
         }
     }

@@ -347,13 +347,21 @@ impl RoomHost {
                 event,
                 stats: &host.inner.stats,
             };
-            match body(&mut scope) {
+            scope.sockets.begin_event();
+            // A panicking hook is caught here, not by the runtime, so that this event's
+            // sockets and instance are cleaned up like those of a failed one.
+            let result =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| body(&mut scope))).unwrap_or_else(|p| {
+                    Err(RoomError::Runtime(cairn_runtime::Error::EventPanicked { message: panic_text(p.as_ref()) }))
+                });
+            match result {
                 Ok(value) => {
                     let alarm_moved = storage_alarm_moved(scope.storage);
                     Ok(Done { value, outbox, alarm_moved })
                 }
                 Err(e) => {
                     // The event rolls back: memory must not keep what storage will not.
+                    sockets.undo_event();
                     *instance = None;
                     host.inner.stats.handler_errors.fetch_add(1, Ordering::Relaxed);
                     Err(e)
@@ -369,10 +377,6 @@ impl RoomHost {
                 }
                 d.value
             });
-            if let Err(RoomError::Runtime(cairn_runtime::Error::EventPanicked { .. })) = &result {
-                // A hook panicked inside the event: drop the instance it may have left half-changed.
-                *lock(&after.instance) = None;
-            }
             after.pending.fetch_sub(1, Ordering::SeqCst);
             done(result);
         };
@@ -451,7 +455,7 @@ impl RoomHost {
                 let sockets = scope.sockets();
                 if let Some(old) = sockets.remove(&conn.id) {
                     // The same client reconnected before its old socket was seen to close.
-                    scope.outbox.push(Outgoing::Close(old.tx, 1000, "replaced by a newer connection".to_owned()));
+                    scope.outbox.push(Outgoing::Close(old, 1000, "replaced by a newer connection".to_owned()));
                 }
                 let sockets = scope.sockets();
                 if sockets.len() >= MAX_SOCKETS_PER_ROOM {
@@ -466,11 +470,7 @@ impl RoomHost {
                     tx,
                     auto_response_at: None,
                 });
-                let connected = scope.run(|room, ctx| room.on_connect(&conn, ctx));
-                if let Err(e) = connected {
-                    scope.sockets().remove(&conn.id);
-                    return Err(e);
-                }
+                scope.run(|room, ctx| room.on_connect(&conn, ctx))?;
                 Ok(Ok(()))
             })
             .await?;
@@ -556,6 +556,13 @@ impl RoomHost {
     }
 }
 
+fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a non-string payload".to_owned())
+}
+
 /// Whether the open event changes the object's next alarm.
 fn storage_alarm_moved(storage: &ObjectStorage) -> bool {
     storage.pending_alarm_change().is_some()
@@ -594,7 +601,7 @@ impl SocketHandle {
             .dispatch(
                 cell,
                 move |scope| {
-                    if scope.sockets().get(&conn.id).is_none() {
+                    if !scope.sockets().holds(&conn.id) {
                         return Ok(()); // closed by the room meanwhile
                     }
                     scope.run(|r, ctx| r.on_message(&conn, message, ctx))
@@ -614,7 +621,7 @@ impl SocketHandle {
             .dispatch(
                 cell,
                 move |scope| {
-                    if scope.sockets().get(&conn.id).is_none() {
+                    if !scope.sockets().holds(&conn.id) {
                         return Ok(());
                     }
                     scope.run(|r, ctx| r.on_error(&conn, &error, ctx))
@@ -630,17 +637,20 @@ impl SocketHandle {
         let Ok(cell) = self.host.cell(&self.cell.info.party, &self.cell.info.name) else { return };
         let conn = Connection { id: Arc::clone(&self.id) };
         let room = self.cell.info.clone();
-        let socket_ptr = Arc::as_ptr(&self.id) as *const u8 as usize;
         self.host
             .dispatch(
                 cell,
                 move |scope| {
                     // Only this socket, not a newer one that took over its id.
-                    let ours = scope.sockets().get(&conn.id).is_some_and(|s| Arc::as_ptr(&s.id) as *const u8 as usize == socket_ptr);
+                    let ours = scope.sockets().holds(&conn.id);
                     if !ours {
                         return Ok(());
                     }
-                    scope.sockets().remove(&conn.id);
+                    // Start a hibernating room while the socket is still in it, so that
+                    // `on_start` sees it (and, say, the state in its attachment) before `on_close`.
+                    scope.run(|_, _| Ok(()))?;
+                    // The socket is gone whatever the hook does: not undone if it fails.
+                    scope.sockets().forget(&conn.id);
                     scope.run(|r, ctx| r.on_close(&conn, code, &reason, was_clean, ctx))
                 },
                 move |r| log_failure(&room, "on_close", r),

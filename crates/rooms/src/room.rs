@@ -209,7 +209,11 @@ pub trait Room: Send + 'static {
     ///
     /// # Errors
     /// Any; the client gets a 500.
-    fn on_before_connect(&mut self, req: &ConnectRequest, ctx: &mut Context<'_>) -> Result<Result<Accept, Refuse>, RoomError> {
+    fn on_before_connect(
+        &mut self,
+        req: &ConnectRequest,
+        ctx: &mut Context<'_>,
+    ) -> Result<Result<Accept, Refuse>, RoomError> {
         Ok(Ok(Accept::default()))
     }
 

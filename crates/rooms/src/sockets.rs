@@ -61,12 +61,23 @@ pub(crate) struct Socket {
 }
 
 /// The sockets of one room, in acceptance order.
+///
+/// Sockets join and leave inside events; if the event fails, its joins and leaves are undone
+/// ([`SocketTable::begin_event`], [`SocketTable::undo_event`]) with the rest of the event.
 #[derive(Debug, Default)]
 pub(crate) struct SocketTable {
     by_order: BTreeMap<u64, Socket>,
     by_id: HashMap<Arc<str>, u64>,
     next: u64,
     pub(crate) auto_response: Option<AutoResponse>,
+    /// Joins and leaves of the current event, newest last.
+    undo: Vec<Undo>,
+}
+
+#[derive(Debug)]
+enum Undo {
+    Inserted(u64),
+    Removed(u64, Socket),
 }
 
 /// Checks tags with the rules of spec §6 and removes duplicates (keeping the first).
@@ -100,17 +111,58 @@ impl SocketTable {
         self.by_order.is_empty()
     }
 
+    /// Starts recording joins and leaves for [`SocketTable::undo_event`].
+    pub(crate) fn begin_event(&mut self) {
+        self.undo.clear();
+    }
+
+    /// Undoes the joins and leaves since [`SocketTable::begin_event`] (the event failed).
+    pub(crate) fn undo_event(&mut self) {
+        while let Some(step) = self.undo.pop() {
+            match step {
+                Undo::Inserted(order) => {
+                    if let Some(s) = self.by_order.remove(&order) {
+                        self.by_id.remove(&s.id);
+                    }
+                }
+                Undo::Removed(order, socket) => {
+                    self.by_id.insert(Arc::clone(&socket.id), order);
+                    self.by_order.insert(order, socket);
+                }
+            }
+        }
+    }
+
     /// Adds a socket. The caller has checked the id is free and the room is not full.
     pub(crate) fn insert(&mut self, socket: Socket) {
         let order = self.next;
         self.next += 1;
         self.by_id.insert(Arc::clone(&socket.id), order);
         self.by_order.insert(order, socket);
+        self.undo.push(Undo::Inserted(order));
     }
 
-    pub(crate) fn remove(&mut self, id: &str) -> Option<Socket> {
+    /// Removes a socket that has closed, for good: a failure of the current event does not
+    /// bring it back.
+    pub(crate) fn forget(&mut self, id: &str) {
+        if let Some(order) = self.by_id.remove(id) {
+            self.by_order.remove(&order);
+        }
+    }
+
+    /// Removes a socket; the returned copy of its channel is what to send a close frame on.
+    pub(crate) fn remove(&mut self, id: &str) -> Option<mpsc::UnboundedSender<Frame>> {
         let order = self.by_id.remove(id)?;
-        self.by_order.remove(&order)
+        let socket = self.by_order.remove(&order)?;
+        let tx = socket.tx.clone();
+        self.undo.push(Undo::Removed(order, socket));
+        Some(tx)
+    }
+
+    /// Whether the socket `id` (this very one, not a newer socket that took over its id) is
+    /// in the room.
+    pub(crate) fn holds(&self, id: &Arc<str>) -> bool {
+        self.get(id).is_some_and(|s| Arc::ptr_eq(&s.id, id))
     }
 
     pub(crate) fn get(&self, id: &str) -> Option<&Socket> {
@@ -140,6 +192,7 @@ impl SocketTable {
     /// Removes every socket.
     pub(crate) fn drain(&mut self) -> impl Iterator<Item = Socket> + '_ {
         self.by_id.clear();
+        self.undo.clear();
         std::mem::take(&mut self.by_order).into_values()
     }
 

@@ -97,11 +97,8 @@ impl Room for ChatRoom {
             limit: Some(1),
             ..ListOptions::default()
         })?;
-        self.last_seq = last
-            .first()
-            .and_then(|(k, _)| k.strip_prefix(PREFIX))
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
+        self.last_seq =
+            last.first().and_then(|(k, _)| k.strip_prefix(PREFIX)).and_then(|s| s.parse().ok()).unwrap_or(0);
         Ok(())
     }
 
@@ -133,7 +130,8 @@ impl Room for ChatRoom {
             _ => (raw, String::new()),
         };
         if text.len() > self.config.max_text_bytes {
-            let msg = format!("message text is {} bytes, over the limit of {} bytes", text.len(), self.config.max_text_bytes);
+            let msg =
+                format!("message text is {} bytes, over the limit of {} bytes", text.len(), self.config.max_text_bytes);
             ctx.send(conn, error_frame("chat.message_too_large", &msg));
             return Ok(());
         }

@@ -1,3 +1,4 @@
 //! Room kinds that `cairn serve` offers without code, configurable per party.
 
 pub mod chat;
+pub mod yjs;

@@ -25,7 +25,7 @@
 //!   sent, as the room now holds them, to every socket including the sender, as `y-websocket`'s
 //!   server does. A client id first announced by a socket belongs to it.
 //! - Query awareness is answered, to that client only, with every current state.
-//! - When a socket closes, the client ids that belong to it are removed (a `null` state at their
+//! - When a socket closes (or the room closes it), the client ids that belong to it are removed (a `null` state at their
 //!   current clock, as `removeAwarenessStates` in `y-protocols`) and the removal is sent to the
 //!   remaining sockets.
 //! - A frame may hold several messages back to back (`y-websocket` sends one per frame; `yrs`
@@ -91,7 +91,9 @@ use serde::{Deserialize, Serialize};
 use yrs::encoding::read::{Cursor, Read};
 use yrs::encoding::write::Write;
 use yrs::sync::awareness::AwarenessUpdateEntry;
-use yrs::sync::protocol::{MSG_AWARENESS, MSG_QUERY_AWARENESS, MSG_SYNC, MSG_SYNC_STEP_1, MSG_SYNC_STEP_2, MSG_SYNC_UPDATE};
+use yrs::sync::protocol::{
+    MSG_AWARENESS, MSG_QUERY_AWARENESS, MSG_SYNC, MSG_SYNC_STEP_1, MSG_SYNC_STEP_2, MSG_SYNC_UPDATE,
+};
 use yrs::sync::{Awareness, AwarenessUpdate, SyncMessage};
 use yrs::updates::decoder::Decode;
 use yrs::updates::encoder::Encode;
@@ -287,9 +289,12 @@ fn decode_frame(data: &[u8]) -> Result<Vec<Incoming>, &'static str> {
     Ok(out)
 }
 
-/// Decodes an attachment into `(client, clock, state)`; `state` is `None` in the ids-only
-/// format.
-fn decode_attachment(bytes: &[u8]) -> Result<Vec<(ClientID, u32, Option<Arc<str>>)>, &'static str> {
+/// One client of a socket's attachment: `(client, clock, state)`; `state` is `None` in the
+/// ids-only format.
+type AttachedClient = (ClientID, u32, Option<Arc<str>>);
+
+/// Decodes an attachment (format in the module docs).
+fn decode_attachment(bytes: &[u8]) -> Result<Vec<AttachedClient>, &'static str> {
     match bytes.split_first() {
         Some((&ATTACHMENT_STATES, rest)) => {
             let update = decode_awareness(rest)?;
@@ -577,6 +582,47 @@ impl YjsRoom {
         }
     }
 
+    /// Removes the awareness clients that belong to a socket that is leaving, and tells the
+    /// other sockets.
+    fn remove_clients_of(&mut self, conn: &Connection, ctx: &mut Context<'_>) {
+        // The socket's clients: from memory, and from its attachment in case the instance
+        // started after the socket had left the room. Each at the newest clock known.
+        let mut clocks: HashMap<u64, u32> = HashMap::new();
+        for id in self.owners.remove(conn.id()).unwrap_or_default() {
+            if let Some((clock, _)) = self.client_state(id) {
+                clocks.insert(id, clock);
+            }
+        }
+        if let Some(Ok(entries)) = ctx.attachment(conn).map(decode_attachment) {
+            for (id, clock, _) in entries {
+                let known = self.client_state(id.get()).map_or(clock, |(c, _)| c.max(clock));
+                let entry = clocks.entry(id.get()).or_insert(known);
+                *entry = (*entry).max(known);
+            }
+        }
+        // A `null` state at the current clock removes a client (`removeAwarenessStates`).
+        let clients: HashMap<ClientID, AwarenessUpdateEntry> = clocks
+            .into_iter()
+            .map(|(id, clock)| (ClientID::new(id), AwarenessUpdateEntry { clock, json: Arc::from("null") }))
+            .collect();
+        if clients.is_empty() {
+            return;
+        }
+        let removal = AwarenessUpdate { clients };
+        if let Err(error) = self.awareness.apply_update(removal.clone()) {
+            tracing::debug!(room = ?ctx.room(), %error, "yjs awareness removal not applied");
+        }
+        ctx.broadcast(awareness_frame(removal), &[conn]);
+    }
+
+    /// Closes a socket that sent what the protocol does not allow (1007), removing its
+    /// awareness clients first: no `on_close` follows a close by the room.
+    fn refuse(&mut self, conn: &Connection, reason: &str, ctx: &mut Context<'_>) {
+        tracing::debug!(room = ?ctx.room(), conn = conn.id(), reason, "yjs socket refused");
+        self.remove_clients_of(conn, ctx);
+        ctx.close(conn, CLOSE_INVALID, reason);
+    }
+
     fn handle_awareness(&mut self, conn: &Connection, update: AwarenessUpdate, ctx: &mut Context<'_>) {
         let summary = match self.awareness.apply_update_summary(update) {
             Ok(Some(summary)) => summary,
@@ -641,8 +687,7 @@ impl Room for YjsRoom {
         let messages = match decode_frame(&data) {
             Ok(messages) => messages,
             Err(reason) => {
-                tracing::debug!(room = ?ctx.room(), conn = conn.id(), reason, "malformed yjs frame");
-                ctx.close(conn, CLOSE_INVALID, reason);
+                self.refuse(conn, reason, ctx);
                 return Ok(());
             }
         };
@@ -654,7 +699,7 @@ impl Room for YjsRoom {
                 }
                 Incoming::Update(update, raw) => {
                     if !self.apply_update(conn, update, &raw, ctx)? {
-                        ctx.close(conn, CLOSE_INVALID, "update refused");
+                        self.refuse(conn, "update refused", ctx);
                         return Ok(());
                     }
                 }
@@ -676,28 +721,7 @@ impl Room for YjsRoom {
         _was_clean: bool,
         ctx: &mut Context<'_>,
     ) -> Result<(), RoomError> {
-        let mut ids = self.owners.remove(conn.id()).unwrap_or_default();
-        if ids.is_empty()
-            && let Some(Ok(entries)) = ctx.attachment(conn).map(decode_attachment)
-        {
-            // The instance started after the socket was gone from the room; its attachment
-            // still names its clients.
-            ids.extend(entries.into_iter().map(|(id, _, _)| id.get()));
-        }
-        // A `null` state at the current clock removes a client (`removeAwarenessStates`).
-        let clients: HashMap<ClientID, AwarenessUpdateEntry> = ids
-            .iter()
-            .filter_map(|&id| self.client_state(id).map(|(clock, _)| (id, clock)))
-            .map(|(id, clock)| (ClientID::new(id), AwarenessUpdateEntry { clock, json: Arc::from("null") }))
-            .collect();
-        if clients.is_empty() {
-            return Ok(());
-        }
-        let removal = AwarenessUpdate { clients };
-        if let Err(error) = self.awareness.apply_update(removal.clone()) {
-            tracing::debug!(room = ?ctx.room(), %error, "yjs awareness removal not applied");
-        }
-        ctx.broadcast(awareness_frame(removal), &[]);
+        self.remove_clients_of(conn, ctx);
         Ok(())
     }
 }
