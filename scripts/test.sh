@@ -31,3 +31,6 @@ fi
 "$VENV_S3/bin/pip" install --quiet --disable-pip-version-check -r tests/s3/requirements.txt
 bash tests/s3/install-rclone.sh
 CAIRN_BIN=target/debug/cairn "$VENV_S3/bin/pytest" -q -p no:cacheprovider tests/s3
+
+# Real clients against the real binary's rooms: partysocket, yjs + y-websocket (npm, pinned).
+CAIRN_BIN=target/debug/cairn bash tests/rooms/run.sh
