@@ -159,6 +159,18 @@ pub(crate) struct RoomCell {
     last_event_ms: AtomicI64,
 }
 
+impl RoomCell {
+    /// This cell with one more pending event counted, for an event about one of its sockets.
+    ///
+    /// Unlike [`RoomHost::cell`] this does not go through the room map: while the socket is
+    /// in the cell, the cell stays in the map (`hibernate_idle` keeps cells with sockets); once
+    /// the socket has left, the event finds it gone and does nothing, even on a detached cell.
+    fn hold(self: &Arc<Self>) -> Arc<Self> {
+        self.pending.fetch_add(1, Ordering::SeqCst);
+        Arc::clone(self)
+    }
+}
+
 /// Locks a mutex, recovering from poisoning (a panicking hook): the data is still consistent
 /// because hooks only see it through `Context`, whose operations do not panic midway.
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -352,7 +364,9 @@ impl RoomHost {
             // sockets and instance are cleaned up like those of a failed one.
             let result =
                 std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| body(&mut scope))).unwrap_or_else(|p| {
-                    Err(RoomError::Runtime(cairn_runtime::Error::EventPanicked { message: panic_text(p.as_ref()) }))
+                    Err(RoomError::Runtime(cairn_runtime::Error::EventPanicked {
+                        message: cairn_runtime::panic_message(p.as_ref()),
+                    }))
                 });
             match result {
                 Ok(value) => {
@@ -556,13 +570,6 @@ impl RoomHost {
     }
 }
 
-fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
-    p.downcast_ref::<&str>()
-        .map(|s| (*s).to_owned())
-        .or_else(|| p.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "a non-string payload".to_owned())
-}
-
 /// Whether the open event changes the object's next alarm.
 fn storage_alarm_moved(storage: &ObjectStorage) -> bool {
     storage.pending_alarm_change().is_some()
@@ -594,7 +601,7 @@ impl SocketHandle {
                 return;
             }
         }
-        let Ok(cell) = self.host.cell(&self.cell.info.party, &self.cell.info.name) else { return };
+        let cell = self.cell.hold();
         let conn = Connection { id: Arc::clone(&self.id) };
         let room = self.cell.info.clone();
         self.host
@@ -614,7 +621,7 @@ impl SocketHandle {
     /// The socket failed (a protocol error); runs `on_error`. [`SocketHandle::closed`] should
     /// follow.
     pub async fn error(&self, error: String) {
-        let Ok(cell) = self.host.cell(&self.cell.info.party, &self.cell.info.name) else { return };
+        let cell = self.cell.hold();
         let conn = Connection { id: Arc::clone(&self.id) };
         let room = self.cell.info.clone();
         self.host
@@ -634,7 +641,7 @@ impl SocketHandle {
     /// The socket closed: removes it from the room and runs `on_close`, unless the room closed
     /// it first. Returns once the event is queued.
     pub async fn closed(self, code: u16, reason: String, was_clean: bool) {
-        let Ok(cell) = self.host.cell(&self.cell.info.party, &self.cell.info.name) else { return };
+        let cell = self.cell.hold();
         let conn = Connection { id: Arc::clone(&self.id) };
         let room = self.cell.info.clone();
         self.host

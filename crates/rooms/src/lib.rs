@@ -43,7 +43,7 @@ pub use context::Context;
 pub use error::RoomError;
 pub use host::{Connected, HostConfig, RoomHost, RoomHostBuilder, SocketHandle};
 pub use http;
-pub use room::{Accept, AlarmInfo, ConnectRequest, Connection, Frame, Message, Refuse, Room, RoomInfo};
+pub use room::{Accept, AlarmInfo, ConnectRequest, Connection, Frame, Message, Refuse, Room, RoomInfo, query_param};
 pub use sockets::{
     AutoResponse, MAX_ATTACHMENT_BYTES, MAX_AUTO_RESPONSE_BYTES, MAX_SOCKETS_PER_ROOM, MAX_TAG_CHARS, MAX_TAGS,
 };

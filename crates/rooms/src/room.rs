@@ -115,7 +115,7 @@ impl ConnectRequest {
 }
 
 /// Finds `name` in a query string and percent-decodes its value (`+` as space).
-pub(crate) fn query_param(query: &str, name: &str) -> Option<String> {
+pub fn query_param(query: &str, name: &str) -> Option<String> {
     query.split('&').find_map(|pair| {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
         (percent_decode(k) == name).then(|| percent_decode(v))

@@ -46,7 +46,7 @@ use tokio::sync::mpsc;
 
 pub use config::{Durability, RuntimeBuilder, RuntimeConfig};
 pub use error::{Error, Result};
-pub use handle::ObjectRef;
+pub use handle::{ObjectRef, panic_message};
 pub use stats::{ROUND_SIZE_BOUNDS, RuntimeStats};
 
 use crate::catalog::Catalog;

@@ -11,7 +11,7 @@ use axum::extract::ws::{CloseFrame, Message as WsMessage, Utf8Bytes, WebSocket, 
 use axum::extract::{FromRequestParts, Path, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use cairn_rooms::{ConnectRequest, Connected, Frame, Message, RoomError, SocketHandle};
+use cairn_rooms::{ConnectRequest, Connected, Frame, Message, RoomError, SocketHandle, query_param};
 use tokio::sync::mpsc::UnboundedReceiver;
 
 use crate::error::ApiError;
@@ -65,13 +65,6 @@ fn admit(state: &AppState, party: &str, room: &str, request: &Request) -> Result
         headers.insert(header::AUTHORIZATION, value);
     }
     state.authorize(&headers, party, Access::Write)
-}
-
-fn query_param(query: &str, name: &str) -> Option<String> {
-    query.split('&').find_map(|pair| {
-        let (k, v) = pair.split_once('=')?;
-        (k == name).then(|| v.to_owned())
-    })
 }
 
 fn is_upgrade(headers: &HeaderMap) -> bool {
