@@ -47,6 +47,47 @@ pub struct RuntimeConfig {
     pub idle_spin: std::time::Duration,
     /// Source of time. Default: the system clock.
     pub clock: Arc<dyn Clock>,
+    /// Point-in-time history. Default: on, 30 days.
+    pub history: HistoryConfig,
+    /// A shard's commit log segment is sealed (and, with history, kept in `history/`) once it
+    /// is larger than this. Default 64 MiB.
+    pub log_segment_bytes: u64,
+}
+
+/// What history keeps (see `history.rs`): every commit for a retention window, so objects can
+/// be restored or forked at any bookmark in it. Needs [`Durability::Fsync`] (history is the
+/// commit log, kept).
+#[derive(Clone, Debug)]
+pub struct HistoryConfig {
+    /// Keep history. Default: on.
+    pub enabled: bool,
+    /// How far back bookmarks reach. Default: 30 days.
+    pub retention: std::time::Duration,
+    /// Per-namespace windows. History files hold many namespaces, so disk space follows the
+    /// longest window; a namespace's bookmarks are refused beyond its own.
+    pub namespace_retention: HashMap<String, std::time::Duration>,
+}
+
+impl Default for HistoryConfig {
+    fn default() -> Self {
+        HistoryConfig {
+            enabled: true,
+            retention: std::time::Duration::from_secs(30 * 24 * 3600),
+            namespace_retention: HashMap::new(),
+        }
+    }
+}
+
+impl HistoryConfig {
+    /// The window of one namespace.
+    pub fn retention_for(&self, ns: &str) -> std::time::Duration {
+        self.namespace_retention.get(ns).copied().unwrap_or(self.retention)
+    }
+
+    /// The longest window of any namespace.
+    pub fn longest_retention(&self) -> std::time::Duration {
+        self.namespace_retention.values().copied().fold(self.retention, std::time::Duration::max)
+    }
 }
 
 impl RuntimeConfig {
@@ -64,7 +105,14 @@ impl RuntimeConfig {
             syncfs_threshold: 4,
             idle_spin: std::time::Duration::from_micros(200),
             clock: Arc::new(SystemClock),
+            history: HistoryConfig::default(),
+            log_segment_bytes: 64 * 1024 * 1024,
         }
+    }
+
+    /// Whether history is kept: enabled, with the commit log it is made of.
+    pub fn history_on(&self) -> bool {
+        self.history.enabled && self.durability == Durability::Fsync
     }
 
     pub(crate) fn limits_for(&self, ns: &str) -> Arc<Limits> {
@@ -127,6 +175,16 @@ impl RuntimeBuilder {
     /// Source of time (tests inject a [`cairn_storage::ManualClock`]).
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.config.clock = clock;
+        self
+    }
+    /// Point-in-time history (see [`HistoryConfig`]).
+    pub fn history(mut self, history: HistoryConfig) -> Self {
+        self.config.history = history;
+        self
+    }
+    /// See [`RuntimeConfig::log_segment_bytes`] (at least 4 KiB).
+    pub fn log_segment_bytes(mut self, bytes: u64) -> Self {
+        self.config.log_segment_bytes = bytes.max(4096);
         self
     }
     /// Opens the data directory and starts the shard threads.

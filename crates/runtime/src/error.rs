@@ -41,6 +41,34 @@ pub enum Error {
         /// What is inconsistent.
         message: String,
     },
+    /// History cannot produce the requested commit: older than what it keeps, or missing.
+    #[error("no history for commit {seq} of object {object}: {reason}")]
+    HistoryUnavailable {
+        /// `namespace/name`.
+        object: String,
+        /// The commit asked for.
+        seq: u64,
+        /// Why.
+        reason: String,
+    },
+    /// A bookmark or time that cannot be used for this object (ahead of its latest commit, or
+    /// outside the retention window).
+    #[error("{message}")]
+    InvalidBookmark {
+        /// What is wrong, naming the value and the limit.
+        message: String,
+    },
+    /// Point-in-time recovery needs history, which is off (or durability is `os`).
+    #[error(
+        "point-in-time recovery is not available: history is off (it needs history enabled and durability = fsync)"
+    )]
+    HistoryDisabled,
+    /// A fork's target already exists.
+    #[error("object {object} already exists; a fork needs a new object")]
+    ObjectExists {
+        /// `namespace/name`.
+        object: String,
+    },
     /// The node catalog failed.
     #[error("catalog failure while trying to {context}: {source}")]
     Catalog {
@@ -63,12 +91,23 @@ impl Error {
             Error::Io { .. } => "runtime.io",
             Error::Catalog { .. } => "runtime.catalog",
             Error::Recovery { .. } => "runtime.recovery_failed",
+            Error::HistoryUnavailable { .. } => "runtime.history_unavailable",
+            Error::InvalidBookmark { .. } => "runtime.invalid_bookmark",
+            Error::HistoryDisabled => "runtime.history_disabled",
+            Error::ObjectExists { .. } => "runtime.object_exists",
         }
     }
 
     /// Whether the caller's input caused the error (HTTP 4xx rather than 5xx).
     pub fn is_user_error(&self) -> bool {
-        matches!(self, Error::Storage(e) if e.is_user_error())
+        match self {
+            Error::Storage(e) => e.is_user_error(),
+            Error::HistoryUnavailable { .. }
+            | Error::InvalidBookmark { .. }
+            | Error::HistoryDisabled
+            | Error::ObjectExists { .. } => true,
+            _ => false,
+        }
     }
 
     pub(crate) fn durability(context: &'static str, e: &std::io::Error) -> Error {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use cairn_storage::{Bookmark, Cursor, ListOptions, ObjectStorage, SqlValue, Value};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::shard::{Command, Job, JobOutcome};
+use crate::shard::{Command, HistoryOp, HistoryReply, Job, JobOutcome};
 use crate::{Error, Result};
 
 /// A handle to one object. Cheap to clone; sending an event never blocks a thread (the shard
@@ -290,6 +290,76 @@ impl ObjectRef {
     /// See [`ObjectStorage::delete_alarm`].
     pub async fn delete_alarm(&self) -> Result<()> {
         self.run(|s| Ok(s.delete_alarm()?)).await
+    }
+
+    /// A bookmark of the object's state at `time_ms` (ms since the epoch), which must be
+    /// within the namespace's retention window: the newest commit at or before that time,
+    /// with `time_ms` as its timestamp (so the same time always gives the same bookmark). A
+    /// time before the object's first commit gives the bookmark of the empty object; a time
+    /// at or after its latest commit gives [`ObjectRef::current_bookmark`].
+    ///
+    /// # Errors
+    /// [`Error::InvalidBookmark`] outside the window; [`Error::HistoryUnavailable`];
+    /// [`Error::HistoryDisabled`].
+    pub async fn bookmark_for_time(&self, time_ms: i64) -> Result<Bookmark> {
+        self.history_op(|reply| HistoryOp::BookmarkForTime { time_ms, reply }).await
+    }
+
+    /// Restores the object's storage (KV, SQL and alarm) to `to`, now, as one commit. Newer
+    /// history is kept: the returned bookmark (the state just before) undoes the restore.
+    ///
+    /// # Errors
+    /// [`Error::InvalidBookmark`] for a bookmark ahead of the object or outside the window;
+    /// [`Error::HistoryUnavailable`]; [`Error::HistoryDisabled`].
+    pub async fn restore(&self, to: Bookmark) -> Result<Bookmark> {
+        self.history_op(|reply| HistoryOp::Restore { to, reply }).await
+    }
+
+    /// Arranges for the object to be restored to `to` the next time it starts (its first
+    /// event after [`ObjectRef::abort`], eviction or a restart of the node) and returns the
+    /// bookmark of its state now, which undoes the restore.
+    ///
+    /// # Errors
+    /// As [`ObjectRef::restore`].
+    pub async fn restore_on_next_start(&self, to: Bookmark) -> Result<Bookmark> {
+        self.history_op(|reply| HistoryOp::RestoreOnNextStart { to, reply }).await
+    }
+
+    /// Closes the object's storage; its next event opens it again (applying a pending
+    /// restore). Committed writes are kept.
+    ///
+    /// # Errors
+    /// [`Error::ShuttingDown`].
+    pub async fn abort(&self) -> Result<()> {
+        let (tx, rx) = oneshot::channel();
+        let cmd = Command::Close { ns: Arc::clone(&self.ns), name: Arc::clone(&self.name), reply: tx };
+        self.shard.send(cmd).await.map_err(|_| Error::ShuttingDown)?;
+        rx.await.map_err(|_| Error::ShuttingDown)
+    }
+
+    /// Writes the object's storage as it was at `at` (or as it is now) to `dest`, a new
+    /// SQLite file of Cairn's object format. Returns the bookmark of what was written.
+    ///
+    /// # Errors
+    /// As [`ObjectRef::restore`], and I/O errors writing `dest`.
+    pub async fn image(&self, at: Option<Bookmark>, dest: std::path::PathBuf) -> Result<Bookmark> {
+        self.history_op(|reply| HistoryOp::Image { at, dest, reply }).await
+    }
+
+    /// Creates this (never written) object from an image written by [`ObjectRef::image`]; the
+    /// image file is moved.
+    pub(crate) async fn install(&self, image: std::path::PathBuf) -> Result<Bookmark> {
+        self.history_op(|reply| HistoryOp::Install { image, reply }).await
+    }
+
+    async fn history_op(&self, op: impl FnOnce(HistoryReply) -> HistoryOp) -> Result<Bookmark> {
+        let (tx, rx) = oneshot::channel();
+        let op = op(Box::new(move |r| {
+            let _ = tx.send(r);
+        }));
+        let cmd = Command::History { ns: Arc::clone(&self.ns), name: Arc::clone(&self.name), op };
+        self.shard.send(cmd).await.map_err(|_| Error::ShuttingDown)?;
+        rx.await.unwrap_or(Err(Error::ShuttingDown))
     }
 
     /// A bookmark covering every write made so far.

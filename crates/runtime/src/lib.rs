@@ -31,6 +31,7 @@ mod catalog;
 mod config;
 mod error;
 mod handle;
+mod history;
 mod log;
 pub mod registry;
 mod shard;
@@ -44,7 +45,7 @@ use std::thread::JoinHandle;
 use cairn_storage::layout;
 use tokio::sync::mpsc;
 
-pub use config::{Durability, RuntimeBuilder, RuntimeConfig};
+pub use config::{Durability, HistoryConfig, RuntimeBuilder, RuntimeConfig};
 pub use error::{Error, Result};
 pub use handle::{ObjectRef, panic_message};
 pub use stats::{ROUND_SIZE_BOUNDS, RuntimeStats};
@@ -81,6 +82,8 @@ struct Inner {
     stats: Arc<Stats>,
     /// A catalog connection for queries from outside the shards.
     catalog: Mutex<Catalog>,
+    /// A history connection for work outside the shards (compaction), when history is kept.
+    history: Option<Mutex<history::History>>,
 }
 
 struct Threads {
@@ -104,7 +107,16 @@ impl Runtime {
     fn start(config: RuntimeConfig) -> Result<Runtime> {
         std::fs::create_dir_all(config.data_dir.join("objects"))
             .map_err(|source| Error::Io { context: "create the data directory", source })?;
-        let recovery = log::recover(&config.data_dir)?;
+        let history_lock = Arc::new(std::sync::RwLock::new(()));
+        let history = if config.history_on() {
+            let h = history::History::open(&config.data_dir, Arc::clone(&history_lock))?;
+            h.reconcile()?;
+            Some(h)
+        } else {
+            None
+        };
+        let recovery = log::recover(&config.data_dir, history.as_ref())?;
+        let first_segment = history::next_segment_number(&config.data_dir);
         if recovery.segments > 0 {
             tracing::info!(
                 segments = recovery.segments,
@@ -135,7 +147,8 @@ impl Runtime {
         let mut threads = Vec::with_capacity(config.shards);
         for i in 0..config.shards {
             let (tx, rx) = mpsc::channel(config.queue_capacity);
-            let shard = Shard::new(i, Arc::clone(&config), handle.clone(), Arc::clone(&stats))?;
+            let shard =
+                Shard::new(i, Arc::clone(&config), handle.clone(), Arc::clone(&stats), first_segment, &history_lock)?;
             let t = std::thread::Builder::new()
                 .name(format!("cairn-shard-{i}"))
                 .spawn(move || shard.run(rx))
@@ -151,6 +164,7 @@ impl Runtime {
                 threads: Mutex::new(Some(Threads { shards: threads, syncer, syncer_tx })),
                 stats,
                 catalog: Mutex::new(catalog),
+                history: history.map(Mutex::new),
             }),
         })
     }
@@ -247,6 +261,48 @@ impl Runtime {
     pub fn object_count(&self, ns: &str) -> Result<u64> {
         let catalog = self.inner.catalog.lock().map_err(|_| Error::ShuttingDown)?;
         catalog.object_count(ns)
+    }
+
+    /// Creates object `dst` as a copy of object `src` at bookmark `at` (or as it is now), leaving
+    /// `src` untouched. Returns the bookmark of the new object's first commit. The fork starts
+    /// its own history there.
+    ///
+    /// # Errors
+    /// [`Error::ObjectExists`] if `dst` has been written; [`Error::InvalidBookmark`] or
+    /// [`Error::HistoryUnavailable`] for a bookmark history cannot rebuild;
+    /// [`Error::HistoryDisabled`] without history.
+    pub async fn fork(
+        &self,
+        src: &ObjectRef,
+        at: Option<cairn_storage::Bookmark>,
+        dst: &ObjectRef,
+    ) -> Result<cairn_storage::Bookmark> {
+        let history = self.inner.history.as_ref().ok_or(Error::HistoryDisabled)?;
+        let tmp = history.lock().map_err(|_| Error::ShuttingDown)?.temp_path();
+        let built = src.image(at, tmp.clone()).await;
+        if let Err(e) = built {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
+        dst.install(tmp).await
+    }
+
+    /// Folds history older than the longest retention window into bases and deletes it (see
+    /// `history.rs`). Returns the number of log segments removed. Blocking: call it from a
+    /// thread that may block (for example `spawn_blocking`), say once an hour.
+    ///
+    /// # Errors
+    /// I/O or index failures; what was folded before the failure stays folded.
+    pub fn compact_history(&self) -> Result<usize> {
+        let Some(history) = &self.inner.history else { return Ok(0) };
+        let window = i64::try_from(self.inner.config.history.longest_retention().as_millis()).unwrap_or(i64::MAX);
+        let cutoff = self.inner.config.clock.now_ms().saturating_sub(window);
+        history.lock().map_err(|_| Error::ShuttingDown)?.compact(cutoff)
+    }
+
+    /// Bytes of history on disk (sealed log segments and bases), 0 without history.
+    pub fn history_bytes(&self) -> u64 {
+        self.inner.history.as_ref().and_then(|h| h.lock().ok()).map_or(0, |h| h.disk_bytes())
     }
 
     /// Stops taking events, finishes the queued ones, makes their commits durable, closes

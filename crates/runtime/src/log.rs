@@ -9,17 +9,20 @@
 //! # Format
 //! Segment files `log/shard-{shard}-{segment:016x}.log`, a sequence of records:
 //! `magic u32 | body_len u32 | body | crc32(body) u32` (little-endian), with body
-//! `ns_len u16 | ns | name_len u16 | name | seq u64 | frames` (compact WAL frames, see
-//! `cairn_storage::changes`). Record `seq 0`
-//! holds the creation of the object file. Reading stops at the first record that is torn
-//! (short, bad magic or bad checksum): nothing after it in that segment was acknowledged.
+//! `ns_len u16 | ns | name_len u16 | name | seq u64 | timestamp_ms i64 | frames` (compact WAL
+//! frames, see `cairn_storage::changes`; records written before timestamps existed have another
+//! magic and no timestamp). Record `seq 0` holds the creation of the object file. Reading stops
+//! at the first record that is torn (short, bad magic or bad checksum): nothing after it in
+//! that segment was acknowledged. Segment numbers grow across restarts (the runtime starts
+//! after the highest number in `log/` and `history/`), so a segment's name is unique for good.
 //!
 //! # Truncation
-//! A segment is deleted once every commit in it is durable in the object files: on rotation
-//! the shard fsyncs the WAL of every object it wrote in the segment (objects closed since then
-//! were checkpointed with a sync when they closed).
+//! A segment leaves `log/` once every commit in it is durable in the object files: on rotation
+//! the shard syncs the file system (objects closed since were checkpointed with a sync when
+//! they closed). With history on, it then moves to `history/` (see `history.rs`), which keeps
+//! it for the retention window; otherwise it is deleted.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -30,9 +33,10 @@ use cairn_storage::{ObjectStorage, OpenOptions, Synchronous, layout};
 
 use crate::{Error, Result};
 
-const MAGIC: u32 = 0xCA1_4C06;
-/// A segment is rotated once it is larger than this.
-pub(crate) const SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
+/// Records with a commit timestamp.
+const MAGIC: u32 = 0xCA1_4C07;
+/// Records from before timestamps (read as timestamp 0).
+const MAGIC_V1: u32 = 0xCA1_4C06;
 /// The file is extended (`fallocate`) this much at a time, ahead of the records, so that the
 /// per-round `fdatasync` does not have to commit a new file size every time. (Writing zeros
 /// instead made fsyncs a little faster but cost the shard thread a 4 MiB copy every few
@@ -47,6 +51,40 @@ pub(crate) fn log_dir(data_dir: &Path) -> PathBuf {
     data_dir.join("log")
 }
 
+/// The file name of a segment.
+pub(crate) fn segment_name(shard: usize, segment: u64) -> String {
+    format!("shard-{shard}-{segment:016x}.log")
+}
+
+/// The shard and segment number in a segment's file name.
+pub(crate) fn parse_segment_name(name: &str) -> Option<(usize, u64)> {
+    let rest = name.strip_prefix("shard-")?.strip_suffix(".log")?;
+    let (shard, seg) = rest.split_once('-')?;
+    Some((shard.parse().ok()?, u64::from_str_radix(seg, 16).ok()?))
+}
+
+/// Where one record sits in its segment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct RecordRef {
+    /// The object's commit sequence number.
+    pub(crate) seq: u64,
+    /// When it committed (ms since the epoch; 0 for records older than timestamps).
+    pub(crate) ts: i64,
+    /// Byte offset of the record in its segment.
+    pub(crate) offset: u64,
+    /// Bytes of the whole record (header, body, checksum).
+    pub(crate) len: u64,
+}
+
+/// Records per object, by namespace then name.
+pub(crate) type RecordIndex = HashMap<String, HashMap<String, Vec<RecordRef>>>;
+
+/// A segment that left `log/`: its path and what it holds.
+pub(crate) struct SealedSegment {
+    pub(crate) path: PathBuf,
+    pub(crate) records: RecordIndex,
+}
+
 /// One shard's open log segment.
 pub(crate) struct CommitLog {
     dir: PathBuf,
@@ -59,20 +97,58 @@ pub(crate) struct CommitLog {
     allocated: u64,
     /// Records of the round being filled, written in one `write` at the end of the round.
     buf: Vec<u8>,
+    /// With history on: where each object's records are in this segment.
+    index: Option<RecordIndex>,
+    /// The segment is rotated once it is larger than this.
+    segment_bytes: u64,
 }
 
 impl CommitLog {
-    /// Starts a new segment (recovery has removed the old ones).
-    pub(crate) fn create(data_dir: &Path, shard: usize) -> Result<Self> {
+    /// Starts segment number `segment` (recovery has removed the old ones). With `index`, the
+    /// log remembers where each object's records are (for history).
+    pub(crate) fn create(data_dir: &Path, shard: usize, segment: u64, index: bool, segment_bytes: u64) -> Result<Self> {
         let dir = log_dir(data_dir);
         std::fs::create_dir_all(&dir).map_err(io("create the log directory"))?;
-        let (file, path) = open_segment(&dir, shard, 1)?;
-        Ok(CommitLog { dir, shard, segment: 1, file: Arc::new(file), path, len: 0, allocated: 0, buf: Vec::new() })
+        let (file, path) = open_segment(&dir, shard, segment)?;
+        Ok(CommitLog {
+            dir,
+            shard,
+            segment,
+            file: Arc::new(file),
+            path,
+            len: 0,
+            allocated: 0,
+            buf: Vec::new(),
+            index: index.then(HashMap::new),
+            segment_bytes,
+        })
+    }
+
+    /// The open segment's file, for reading back records the index points at (flushed ones).
+    pub(crate) fn file(&self) -> &File {
+        &self.file
+    }
+
+    /// Where the records of one object are in the open segment (flushed or not).
+    pub(crate) fn records_of(&self, ns: &str, name: &str) -> &[RecordRef] {
+        self.index.as_ref().and_then(|i| i.get(ns)).and_then(|m| m.get(name)).map_or(&[], Vec::as_slice)
     }
 
     /// Adds a record for one commit to the round's buffer.
-    pub(crate) fn append(&mut self, ns: &str, name: &str, seq: u64, frames: &[u8]) {
-        let body_len = 2 + ns.len() + 2 + name.len() + 8 + frames.len();
+    pub(crate) fn append(&mut self, ns: &str, name: &str, seq: u64, ts: i64, frames: &[u8]) {
+        let body_len = 2 + ns.len() + 2 + name.len() + 16 + frames.len();
+        let offset = self.len + self.buf.len() as u64;
+        if let Some(index) = self.index.as_mut() {
+            let names = match index.get_mut(ns) {
+                Some(m) => m,
+                None => index.entry(ns.to_owned()).or_default(),
+            };
+            let refs = match names.get_mut(name) {
+                Some(v) => v,
+                None => names.entry(name.to_owned()).or_default(),
+            };
+            refs.push(RecordRef { seq, ts, offset, len: 12 + body_len as u64 });
+        }
         self.buf.reserve(12 + body_len);
         self.buf.extend_from_slice(&MAGIC.to_le_bytes());
         self.buf.extend_from_slice(&u32::try_from(body_len).unwrap_or(u32::MAX).to_le_bytes());
@@ -82,6 +158,7 @@ impl CommitLog {
             self.buf.extend_from_slice(s.as_bytes());
         }
         self.buf.extend_from_slice(&seq.to_le_bytes());
+        self.buf.extend_from_slice(&ts.to_le_bytes());
         self.buf.extend_from_slice(frames);
         let crc = crc32fast::hash(&self.buf[start..]);
         self.buf.extend_from_slice(&crc.to_le_bytes());
@@ -107,27 +184,41 @@ impl CommitLog {
 
     /// Whether the segment is due for rotation.
     pub(crate) fn is_full(&self) -> bool {
-        self.len >= SEGMENT_BYTES
+        self.len >= self.segment_bytes
     }
 
-    /// Starts the next segment and deletes this one. The caller has made every commit of the
-    /// old segment durable in the object files first.
-    pub(crate) fn rotate(&mut self) -> Result<()> {
+    /// Starts the next segment. The caller has made every commit of the old segment durable
+    /// in the object files first. Without an index the old segment is deleted; with one it is
+    /// returned (cut to its records) for history to keep.
+    pub(crate) fn rotate(&mut self) -> Result<Option<SealedSegment>> {
         let (file, path) = open_segment(&self.dir, self.shard, self.segment + 1)?;
         File::open(&self.dir).and_then(|d| d.sync_all()).map_err(io("sync the log directory"))?;
-        let old = std::mem::replace(&mut self.path, path);
-        self.file = Arc::new(file);
+        let old_path = std::mem::replace(&mut self.path, path);
+        let old_file = std::mem::replace(&mut self.file, Arc::new(file));
+        let old_len = self.len;
         self.segment += 1;
         self.len = 0;
         self.allocated = 0;
-        std::fs::remove_file(&old).map_err(io("remove an old log segment"))
+        match self.index.as_mut() {
+            None => {
+                std::fs::remove_file(&old_path).map_err(io("remove an old log segment"))?;
+                Ok(None)
+            }
+            Some(index) => {
+                old_file.set_len(old_len).map_err(io("cut a sealed log segment"))?;
+                old_file.sync_all().map_err(io("sync a sealed log segment"))?;
+                Ok(Some(SealedSegment { path: old_path, records: std::mem::take(index) }))
+            }
+        }
     }
 }
 
 fn open_segment(dir: &Path, shard: usize, segment: u64) -> Result<(File, PathBuf)> {
-    let path = dir.join(format!("shard-{shard}-{segment:016x}.log"));
+    let path = dir.join(segment_name(shard, segment));
+    // Readable too: history reads records back from the open segment.
     let file = std::fs::OpenOptions::new()
         .create(true)
+        .read(true)
         .write(true)
         .truncate(true)
         .open(&path)
@@ -137,15 +228,19 @@ fn open_segment(dir: &Path, shard: usize, segment: u64) -> Result<(File, PathBuf
 }
 
 /// One decoded record.
-struct Record {
-    ns: String,
-    name: String,
-    seq: u64,
-    frames: Vec<u8>,
+pub(crate) struct Record {
+    pub(crate) ns: String,
+    pub(crate) name: String,
+    pub(crate) seq: u64,
+    pub(crate) ts: i64,
+    pub(crate) frames: Vec<u8>,
+    /// Where it was in the bytes it was read from.
+    pub(crate) offset: u64,
+    pub(crate) len: u64,
 }
 
-/// Decodes the valid prefix of a segment.
-fn read_records(bytes: &[u8]) -> Vec<Record> {
+/// Decodes the valid prefix of a segment (or of a slice holding whole records).
+pub(crate) fn read_records(bytes: &[u8]) -> Vec<Record> {
     let mut out = Vec::new();
     let mut pos = 0usize;
     let u32_at = |b: &[u8], p: usize| b.get(p..p + 4).and_then(|s| s.try_into().ok()).map(u32::from_le_bytes);
@@ -153,17 +248,19 @@ fn read_records(bytes: &[u8]) -> Vec<Record> {
         let len = len as usize;
         let Some(body) = bytes.get(pos + 8..pos + 8 + len) else { break };
         let Some(crc) = u32_at(bytes, pos + 8 + len) else { break };
-        if magic != MAGIC || crc32fast::hash(body) != crc {
+        if (magic != MAGIC && magic != MAGIC_V1) || crc32fast::hash(body) != crc {
             break;
         }
-        let Some(rec) = decode_body(body) else { break };
+        let Some(mut rec) = decode_body(body, magic == MAGIC) else { break };
+        rec.offset = pos as u64;
+        rec.len = 12 + len as u64;
         out.push(rec);
         pos += 12 + len;
     }
     out
 }
 
-fn decode_body(body: &[u8]) -> Option<Record> {
+fn decode_body(body: &[u8], with_ts: bool) -> Option<Record> {
     let mut p = 0usize;
     let mut string = || -> Option<String> {
         let n = u16::from_le_bytes(body.get(p..p + 2)?.try_into().ok()?) as usize;
@@ -174,9 +271,15 @@ fn decode_body(body: &[u8]) -> Option<Record> {
     let ns = string()?;
     let name = string()?;
     let seq = u64::from_le_bytes(body.get(p..p + 8)?.try_into().ok()?);
-    let frames = body.get(p + 8..)?.to_vec();
+    p += 8;
+    let mut ts = 0;
+    if with_ts {
+        ts = i64::from_le_bytes(body.get(p..p + 8)?.try_into().ok()?);
+        p += 8;
+    }
+    let frames = body.get(p..)?.to_vec();
     decode_frames(&frames)?;
-    Some(Record { ns, name, seq, frames })
+    Some(Record { ns, name, seq, ts, frames, offset: 0, len: 0 })
 }
 
 /// A commit's sequence number and frames.
@@ -190,13 +293,14 @@ pub(crate) struct Recovery {
     pub(crate) objects_repaired: usize,
 }
 
-/// Replays the commit log into the object files, then deletes every segment.
+/// Replays the commit log into the object files, then hands every segment to `history` to
+/// keep (cut to its readable records), or deletes it without history.
 ///
 /// For each object with records: if its database file has no header (its creation never
 /// reached the disk), the file is rebuilt from the `seq 0` record on; otherwise SQLite opens it
 /// (recovering whatever of its WAL survived), which gives its last commit `S`, and the frames of
 /// the records after `S` are applied to the checkpointed file in order.
-pub(crate) fn recover(data_dir: &Path) -> Result<Recovery> {
+pub(crate) fn recover(data_dir: &Path, history: Option<&crate::history::History>) -> Result<Recovery> {
     let dir = log_dir(data_dir);
     let mut report = Recovery::default();
     let Ok(entries) = std::fs::read_dir(&dir) else { return Ok(report) };
@@ -206,12 +310,19 @@ pub(crate) fn recover(data_dir: &Path) -> Result<Recovery> {
         .collect();
     segments.sort();
     let mut by_object: BTreeMap<(String, String), Vec<LoggedCommit>> = BTreeMap::new();
+    let mut sealed = Vec::with_capacity(segments.len());
     for seg in &segments {
         let bytes = std::fs::read(seg).map_err(io("read a log segment"))?;
+        let mut index = RecordIndex::new();
+        let mut end = 0;
         for rec in read_records(&bytes) {
             report.records += 1;
+            end = rec.offset + rec.len;
+            let r = RecordRef { seq: rec.seq, ts: rec.ts, offset: rec.offset, len: rec.len };
+            index.entry(rec.ns.clone()).or_default().entry(rec.name.clone()).or_default().push(r);
             by_object.entry((rec.ns, rec.name)).or_default().push((rec.seq, rec.frames));
         }
+        sealed.push((seg.clone(), index, end));
     }
     report.segments = segments.len();
     for ((ns, name), mut records) in by_object {
@@ -220,8 +331,15 @@ pub(crate) fn recover(data_dir: &Path) -> Result<Recovery> {
             report.objects_repaired += 1;
         }
     }
-    for seg in &segments {
-        std::fs::remove_file(seg).map_err(io("remove a replayed log segment"))?;
+    for (path, records, end) in sealed {
+        match history {
+            Some(h) => {
+                let f = std::fs::OpenOptions::new().write(true).open(&path).map_err(io("open a replayed segment"))?;
+                f.set_len(end).and_then(|()| f.sync_all()).map_err(io("cut a replayed segment"))?;
+                h.archive(&SealedSegment { path, records })?;
+            }
+            None => std::fs::remove_file(&path).map_err(io("remove a replayed log segment"))?,
+        }
     }
     if !segments.is_empty() {
         File::open(&dir).and_then(|d| d.sync_all()).map_err(io("sync the log directory"))?;

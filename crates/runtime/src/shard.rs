@@ -8,18 +8,23 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use cairn_storage::{ObjectStorage, OpenOptions, Synchronous, layout};
+use cairn_storage::{Bookmark, ObjectStorage, OpenOptions, Synchronous, layout};
 use tokio::sync::mpsc;
 
 use crate::Error;
 use crate::catalog::Catalog;
 use crate::config::{Durability, RuntimeConfig};
+use crate::history::History;
 use crate::log::CommitLog;
 use crate::stats::Stats;
 use crate::syncer::{INLINE_ROUND_EVENTS, Reply, Round, SyncerHandle, complete, sync_round_files};
+
+mod pitr;
+use pitr::ensure_history_base;
 
 /// An event's work, type-erased: runs on the shard with the object's storage (or the error
 /// that prevented opening it) and says whether to commit and how to reply.
@@ -37,8 +42,32 @@ pub(crate) struct JobOutcome {
 pub(crate) enum Command {
     /// Run an event on an object.
     Event { ns: Arc<str>, name: Arc<str>, job: Job },
+    /// A history operation on an object (point-in-time recovery).
+    History { ns: Arc<str>, name: Arc<str>, op: HistoryOp },
+    /// Close an object (its next event reopens it, applying a pending restore).
+    Close { ns: Arc<str>, name: Arc<str>, reply: tokio::sync::oneshot::Sender<()> },
     /// Stop taking commands, finish the queued ones, close every object and exit.
     Shutdown,
+}
+
+/// Delivers a history operation's result (on the shard or the durability thread).
+pub(crate) type HistoryReply = Box<dyn FnOnce(Result<Bookmark, Error>) + Send>;
+
+/// History operations, run on the object's shard.
+pub(crate) enum HistoryOp {
+    /// The newest commit at or before a time, as a bookmark.
+    BookmarkForTime { time_ms: i64, reply: HistoryReply },
+    /// Restore the object to a bookmark now; the reply (once durable) is the bookmark that
+    /// undoes it.
+    Restore { to: Bookmark, reply: HistoryReply },
+    /// Restore the object to a bookmark the next time it is opened; replies with the bookmark
+    /// of its state now.
+    RestoreOnNextStart { to: Bookmark, reply: HistoryReply },
+    /// Write the object's state at a bookmark (or now) to a new file; replies with the
+    /// bookmark of what was written.
+    Image { at: Option<Bookmark>, dest: PathBuf, reply: HistoryReply },
+    /// Create the object from an image (a fork's target); replies once durable.
+    Install { image: PathBuf, reply: HistoryReply },
 }
 
 /// An open object.
@@ -72,6 +101,10 @@ pub(crate) struct Shard {
     catalog: Catalog,
     /// The commit log, with [`Durability::Fsync`].
     log: Option<CommitLog>,
+    /// History, when kept (see `history.rs`).
+    history: Option<History>,
+    /// Restores waiting for their object's next open.
+    pending_restores: HashMap<Box<str>, Bookmark>,
     syncer: SyncerHandle,
     stats: Arc<Stats>,
     /// Id of the round being filled.
@@ -103,15 +136,32 @@ impl Shard {
         config: Arc<RuntimeConfig>,
         syncer: SyncerHandle,
         stats: Arc<Stats>,
+        first_segment: u64,
+        history_lock: &Arc<std::sync::RwLock<()>>,
     ) -> crate::Result<Self> {
         let budget = (config.max_open_objects / config.shards).max(1);
         let catalog = Catalog::open(&config.data_dir)?;
+        let history =
+            if config.history_on() { Some(History::open(&config.data_dir, Arc::clone(history_lock))?) } else { None };
         let log = match config.durability {
-            Durability::Fsync => Some(CommitLog::create(&config.data_dir, index)?),
+            Durability::Fsync => {
+                let bytes = config.log_segment_bytes;
+                Some(CommitLog::create(&config.data_dir, index, first_segment, history.is_some(), bytes)?)
+            }
             Durability::Os => None,
         };
+        let mut pending_restores = HashMap::new();
+        if let Some(h) = &history {
+            for (ns, name, to) in h.pending_restores()? {
+                if pitr::on_shard(&ns, &name, config.shards, index) {
+                    pending_restores.insert(key_of(&ns, &name), to);
+                }
+            }
+        }
         Ok(Shard {
             log,
+            history,
+            pending_restores,
             index,
             config,
             objects: HashMap::new(),
@@ -137,6 +187,11 @@ impl Shard {
             while let Some(cmd) = next.take() {
                 match cmd {
                     Command::Event { ns, name, job } => self.handle_event(ns, name, job, &mut round),
+                    Command::History { ns, name, op } => self.handle_history(&ns, &name, op, &mut round),
+                    Command::Close { ns, name, reply } => {
+                        self.close(&key_of(&ns, &name));
+                        let _ = reply.send(());
+                    }
                     Command::Shutdown => {
                         stopping = true;
                         rx.close();
@@ -266,6 +321,11 @@ impl Shard {
                 pending_creation = Some(frames);
             }
         }
+        if let (Some(h), Some(log)) = (&self.history, &self.log)
+            && let Err(e) = ensure_history_base(h, log, ns, name, &mut storage)
+        {
+            tracing::warn!(error = %e, object = %format!("{ns}/{name}"), "failed to keep a history base");
+        }
         self.stats.objects_opened.fetch_add(1, Ordering::Relaxed);
         self.stats.open_objects.fetch_add(1, Ordering::Relaxed);
         let slot = Slot {
@@ -285,6 +345,7 @@ impl Shard {
 
     fn handle_event(&mut self, ns: Arc<str>, name: Arc<str>, job: Job, round: &mut Round) {
         self.stats.events.fetch_add(1, Ordering::Relaxed);
+        self.apply_pending_restore(&ns, &name, round);
         let key = match self.open_slot(&ns, &name) {
             Ok(k) => k,
             Err(e) => {
@@ -342,14 +403,15 @@ impl Shard {
                         }
                     }
                     slot.last_write_round = round.id;
-                    let created = slot.pending_creation.is_some();
+                    // With history, the log must hold every acknowledged commit: always sync it.
+                    let created = slot.pending_creation.is_some() || self.history.is_some();
                     self.round_commits = match std::mem::take(&mut self.round_commits) {
                         RoundCommits::None if !created => RoundCommits::One(key.clone(), Arc::clone(&slot.wal)),
                         RoundCommits::One(k, wal) if k == key && !created => RoundCommits::One(k, wal),
                         _ => RoundCommits::Many,
                     };
                     if let Some(log) = self.log.as_mut()
-                        && let Err(e) = log_commit(log, slot, info.seq)
+                        && let Err(e) = log_commit(log, slot, info.seq, info.timestamp_ms)
                     {
                         self.syncer.durable.poisoned.store(true, Ordering::SeqCst);
                         reply(Some(e));
@@ -404,8 +466,16 @@ impl Shard {
             self.syncer.durable.poisoned.store(true, Ordering::SeqCst);
             return;
         }
-        if let Err(e) = log.rotate() {
-            tracing::error!(error = %e, "failed to rotate the commit log");
+        match log.rotate() {
+            Ok(Some(sealed)) => {
+                if let Some(h) = &self.history
+                    && let Err(e) = h.archive(&sealed)
+                {
+                    tracing::error!(error = %e, "failed to move a log segment into history");
+                }
+            }
+            Ok(None) => {}
+            Err(e) => tracing::error!(error = %e, "failed to rotate the commit log"),
         }
     }
 
@@ -437,12 +507,12 @@ impl Shard {
 
 /// Appends a commit's change record (preceded, for a new object, by its creation record) to
 /// the log, then checkpoints the object's WAL if it has grown large.
-fn log_commit(log: &mut CommitLog, slot: &mut Slot, seq: u64) -> Result<(), Error> {
+fn log_commit(log: &mut CommitLog, slot: &mut Slot, seq: u64, ts: i64) -> Result<(), Error> {
     if let Some(creation) = slot.pending_creation.take() {
-        log.append(&slot.ns, &slot.name, 0, &creation);
+        log.append(&slot.ns, &slot.name, 0, ts, &creation);
     }
     let frames = slot.storage.take_changes()?;
-    log.append(&slot.ns, &slot.name, seq, &frames);
+    log.append(&slot.ns, &slot.name, seq, ts, &frames);
     slot.storage.checkpoint_if_needed(cairn_storage::changes::WAL_CHECKPOINT_FRAMES)?;
     Ok(())
 }

@@ -61,7 +61,7 @@ pub fn frame_commit_size(frame: &[u8]) -> u32 {
 /// Encodes raw WAL frames as compact frames:
 /// `page u32 | commit_size u32 | head_len u16 | tail_len u16 | head | tail` (big-endian), where
 /// the page is `head`, then zeros, then `tail`.
-fn compact(raw: &[u8], out: &mut Vec<u8>) {
+pub(crate) fn compact(raw: &[u8], out: &mut Vec<u8>) {
     for frame in raw.chunks_exact(FRAME_BYTES) {
         let pgno = frame_page_number(frame);
         let page = &frame[FRAME_HEADER_BYTES..];

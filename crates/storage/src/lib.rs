@@ -10,6 +10,8 @@
 //! - `sql.rs`: [`ObjectStorage::exec`], the SQL API; `sql_value.rs`: [`SqlValue`], [`Cursor`].
 //! - `txn.rs`: explicit transactions ([`Transaction`]) as savepoints.
 //! - `authorizer.rs`: what user SQL may do; `limits.rs`: [`Limits`]; `list.rs`: [`ListOptions`].
+//! - `changes.rs`: the WAL frames of each commit; `image.rs`: whole-file images (history bases,
+//!   restores and forks).
 //! - `layout.rs`: where an object's file lives in a data directory.
 //! - `dump.rs`: SQL dumps of the user tables ([`ObjectStorage::dump_sql`]) and scripts
 //!   ([`ObjectStorage::exec_script`]).
@@ -35,6 +37,7 @@ pub mod changes;
 mod clock;
 mod dump;
 mod error;
+pub mod image;
 pub mod layout;
 mod limits;
 mod list;

@@ -31,12 +31,12 @@ pub const FORMAT_VERSION: i64 = 1;
 const PAGE_SIZE: u64 = 4096;
 
 /// Metadata rows of `_cairn_meta`.
-mod meta {
-    pub(super) const ALARM_MS: i64 = 1;
-    pub(super) const COMMIT_SEQ: i64 = 2;
-    pub(super) const COMMIT_TS_MS: i64 = 3;
-    pub(super) const NAMESPACE: i64 = 4;
-    pub(super) const NAME: i64 = 5;
+pub(crate) mod meta {
+    pub(crate) const ALARM_MS: i64 = 1;
+    pub(crate) const COMMIT_SEQ: i64 = 2;
+    pub(crate) const COMMIT_TS_MS: i64 = 3;
+    pub(crate) const NAMESPACE: i64 = 4;
+    pub(crate) const NAME: i64 = 5;
 }
 
 /// How a commit reaches the disk. See the module documentation.

@@ -18,9 +18,9 @@ fn segment_bytes(dir: &Path) -> Vec<u8> {
 #[test]
 fn records_round_trip_and_reading_stops_at_the_extension() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut log = CommitLog::create(dir.path(), 0).expect("create");
+    let mut log = CommitLog::create(dir.path(), 0, 1, false, 64 << 20).expect("create");
     for seq in 1..=3 {
-        log.append("ns", "obj", seq, &frame());
+        log.append("ns", "obj", seq, 0, &frame());
     }
     log.flush().expect("flush");
     let bytes = segment_bytes(dir.path());
@@ -33,13 +33,13 @@ fn records_round_trip_and_reading_stops_at_the_extension() {
 #[test]
 fn a_torn_or_corrupt_record_ends_the_readable_log() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut log = CommitLog::create(dir.path(), 0).expect("create");
+    let mut log = CommitLog::create(dir.path(), 0, 1, false, 64 << 20).expect("create");
     for seq in 1..=3 {
-        log.append("ns", "obj", seq, &frame());
+        log.append("ns", "obj", seq, 0, &frame());
     }
     log.flush().expect("flush");
     let mut bytes = segment_bytes(dir.path());
-    let record = 12 + 2 + 2 + 2 + 3 + 8 + frame().len();
+    let record = 12 + 2 + 2 + 2 + 3 + 16 + frame().len();
     // Flip a byte inside the second record's body: its checksum no longer holds.
     bytes[record + 20] ^= 0xff;
     assert_eq!(read_records(&bytes).len(), 1);
@@ -56,11 +56,11 @@ fn a_gap_between_the_file_and_the_log_stops_recovery() {
     obj.event(|s| s.put("k", &1)).expect("commit 1");
     drop(obj);
     // A log that continues at commit 3.
-    let mut log = CommitLog::create(dir.path(), 0).expect("create");
-    log.append("ns", "obj", 3, &frame());
+    let mut log = CommitLog::create(dir.path(), 0, 1, false, 64 << 20).expect("create");
+    log.append("ns", "obj", 3, 0, &frame());
     log.flush().expect("flush");
     drop(log);
-    let err = recover(dir.path()).expect_err("gap");
+    let err = recover(dir.path(), None).expect_err("gap");
     assert_eq!(err.code(), "runtime.recovery_failed");
 }
 
@@ -73,12 +73,12 @@ fn records_already_in_the_file_are_skipped() {
     obj.event(|s| s.put("k", &2)).expect("commit 2");
     drop(obj);
     // Records for commits the file already holds (their frames would be wrong if applied).
-    let mut log = CommitLog::create(dir.path(), 0).expect("create");
-    log.append("ns", "obj", 1, &frame());
-    log.append("ns", "obj", 2, &frame());
+    let mut log = CommitLog::create(dir.path(), 0, 1, false, 64 << 20).expect("create");
+    log.append("ns", "obj", 1, 0, &frame());
+    log.append("ns", "obj", 2, 0, &frame());
     log.flush().expect("flush");
     drop(log);
-    let report = recover(dir.path()).expect("recover");
+    let report = recover(dir.path(), None).expect("recover");
     assert_eq!((report.records, report.objects_repaired), (2, 0));
     let mut obj = ObjectStorage::open(&path, &OpenOptions::default()).expect("reopen");
     assert_eq!(obj.get::<i64>("k").expect("get"), Some(2));
