@@ -519,3 +519,67 @@ def test_d1_survives_restart(make_server):
         assert [d.uuid for d in c.d1.database.list(account_id=A, name="persistent-db")] == [db.uuid]
     finally:
         c.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# Time Travel
+
+
+def test_d1_time_travel_restores_to_a_bookmark_and_the_previous_bookmark_undoes_it(client, d1_db):
+    tt = client.d1.database.time_travel
+    _table(client, d1_db)
+    query(client, d1_db, "INSERT INTO t (name, score) VALUES ('ada', 1), ('bob', 2)")
+    before = tt.get_bookmark(d1_db, account_id=A).bookmark
+    assert before and len(before.split("-")) == 4
+    query(client, d1_db, "DELETE FROM t WHERE name = 'ada'")
+    query(client, d1_db, "CREATE TABLE later (x)")
+
+    restored = tt.restore(d1_db, account_id=A, bookmark=before)
+    assert restored.previous_bookmark and restored.bookmark
+    assert restored.bookmark > restored.previous_bookmark > before, "bookmarks sort by time"
+    assert [r["name"] for r in rows(client, d1_db, "SELECT name FROM t ORDER BY name")] == ["ada", "bob"]
+    tables = rows(client, d1_db, "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'later'")
+    assert tables == [], "the schema is restored too"
+
+    # Restoring never deletes newer history: the previous bookmark brings the deletion back.
+    tt.restore(d1_db, account_id=A, bookmark=restored.previous_bookmark)
+    assert [r["name"] for r in rows(client, d1_db, "SELECT name FROM t ORDER BY name")] == ["bob"]
+    # And the first bookmark still restores after that.
+    tt.restore(d1_db, account_id=A, bookmark=before)
+    assert len(rows(client, d1_db, "SELECT name FROM t")) == 2
+
+
+def test_d1_time_travel_by_timestamp(client, d1_db):
+    tt = client.d1.database.time_travel
+    _table(client, d1_db)
+    query(client, d1_db, "INSERT INTO t (name, score) VALUES ('x', 1)")
+    now = datetime.datetime.now(datetime.timezone.utc)
+    at_now = tt.get_bookmark(d1_db, account_id=A, timestamp=now).bookmark
+    assert at_now == tt.get_bookmark(d1_db, account_id=A).bookmark, "now is the current state"
+    # An RFC 3339 string and Unix seconds are accepted too.
+    assert tt.get_bookmark(d1_db, account_id=A, timestamp=now.strftime("%Y-%m-%dT%H:%M:%SZ")).bookmark
+    assert tt.get_bookmark(d1_db, account_id=A, timestamp=str(int(now.timestamp()))).bookmark
+
+    r = tt.restore(d1_db, account_id=A, timestamp=now)
+    assert r.previous_bookmark
+    assert len(rows(client, d1_db, "SELECT * FROM t")) == 1
+
+
+def test_d1_time_travel_errors(client, d1_db):
+    tt = client.d1.database.time_travel
+    _table(client, d1_db)
+    long_ago = datetime.datetime(2001, 1, 1, tzinfo=datetime.timezone.utc)
+    with cf_error(400, contains="retention window"):
+        tt.get_bookmark(d1_db, account_id=A, timestamp=long_ago)
+    with cf_error(400, contains="retention window"):
+        tt.restore(d1_db, account_id=A, timestamp=long_ago)
+    with cf_error(400, contains="invalid bookmark"):
+        tt.restore(d1_db, account_id=A, bookmark="not-a-bookmark")
+    with cf_error(400, contains="ahead of"):
+        tt.restore(d1_db, account_id=A, bookmark="00000000-ffffffff-00000000-" + "0" * 32)
+    with cf_error(400, contains="invalid timestamp"):
+        tt.get_bookmark(d1_db, account_id=A, timestamp="yesterday")
+    with cf_error(400, contains="bookmark or a timestamp"):
+        tt.restore(d1_db, account_id=A)
+    with cf_error(404):
+        tt.get_bookmark("00000000-0000-0000-0000-000000000000", account_id=A)

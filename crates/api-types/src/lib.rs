@@ -6,6 +6,21 @@
 
 use serde::{Deserialize, Serialize};
 
+/// A point in time as users write it, in ms since the epoch: RFC 3339
+/// (`2026-11-21T12:00:00Z`, fractions and offsets allowed), ISO 8601 without an offset (taken
+/// as UTC), or Unix seconds (all digits). `None` if it is none of these.
+pub fn parse_time_ms(t: &str) -> Option<i64> {
+    use time::format_description::well_known::{Iso8601, Rfc3339};
+    if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
+        return t.parse::<i64>().ok()?.checked_mul(1000);
+    }
+    let at = time::OffsetDateTime::parse(t, &Rfc3339)
+        .or_else(|_| time::OffsetDateTime::parse(t, &Iso8601::DEFAULT))
+        .or_else(|_| time::PrimitiveDateTime::parse(t, &Iso8601::DEFAULT).map(time::PrimitiveDateTime::assume_utc))
+        .ok()?;
+    i64::try_from(at.unix_timestamp_nanos() / 1_000_000).ok()
+}
+
 /// The body of every error response: `{"error": {"code": ..., "message": ...}}`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorBody {
@@ -174,6 +189,45 @@ pub struct Alarm {
 pub struct BookmarkResponse {
     /// The bookmark string.
     pub bookmark: String,
+}
+
+/// `POST .../restore`: where to restore an object to (a bookmark, or its state at a time).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RestoreRequest {
+    /// A bookmark of the object.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bookmark: Option<String>,
+    /// Or a time, ms since the epoch, within the retention window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_ms: Option<i64>,
+    /// Restore when the object next starts instead of now.
+    #[serde(default)]
+    pub on_next_start: bool,
+}
+
+/// The answer to a restore.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RestoreResponse {
+    /// The object's bookmark after the restore (for `on_next_start`: the bookmark restored to).
+    pub bookmark: String,
+    /// The bookmark of the state before the restore: restoring it undoes the restore.
+    pub previous_bookmark: String,
+}
+
+/// `POST .../fork`: a new object copied from this one at a bookmark, a time, or now.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ForkRequest {
+    /// The new object's namespace (default: the source's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// The new object's name; it must not have been written.
+    pub name: String,
+    /// A bookmark of the source.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bookmark: Option<String>,
+    /// Or a time, ms since the epoch, within the retention window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_ms: Option<i64>,
 }
 
 /// Acknowledgement of a write.

@@ -42,6 +42,53 @@ pub(crate) enum ObjectCommand {
     },
     /// Run SQL; each PARAM is a JSON value.
     Sql { ns: String, name: String, sql: String, params: Vec<String> },
+    /// Print the current bookmark, or with --at the bookmark of the state at a time.
+    Bookmark {
+        ns: String,
+        name: String,
+        /// A time: RFC 3339 (2026-11-21T12:00:00Z) or Unix seconds.
+        #[arg(long)]
+        at: Option<String>,
+    },
+    /// Restore the object's storage to a bookmark or a time; prints the bookmark that undoes it.
+    Restore {
+        ns: String,
+        name: String,
+        #[arg(long, conflicts_with = "at", required_unless_present = "at")]
+        bookmark: Option<String>,
+        /// A time: RFC 3339 (2026-11-21T12:00:00Z) or Unix seconds.
+        #[arg(long)]
+        at: Option<String>,
+        /// Restore when the object next starts instead of now.
+        #[arg(long)]
+        on_next_start: bool,
+    },
+    /// Create object NEW_NAME as a copy of this one (now, at a bookmark or at a time).
+    Fork {
+        ns: String,
+        name: String,
+        new_name: String,
+        /// The new object's namespace (default: the same).
+        #[arg(long)]
+        namespace: Option<String>,
+        #[arg(long, conflicts_with = "at")]
+        bookmark: Option<String>,
+        /// A time: RFC 3339 (2026-11-21T12:00:00Z) or Unix seconds.
+        #[arg(long)]
+        at: Option<String>,
+    },
+}
+
+/// `--at` as ms since the epoch.
+fn parse_at(at: Option<&str>) -> Result<Option<i64>, Error> {
+    at.map(|t| {
+        cairn_client::api::parse_time_ms(t).ok_or_else(|| {
+            crate::remote::invalid(format!(
+                "--at {t:?} is not a time: use RFC 3339 (2026-11-21T12:00:00Z) or Unix seconds"
+            ))
+        })
+    })
+    .transpose()
 }
 
 /// Runs one command and returns the exit code; messages go to stderr, results to stdout.
@@ -87,6 +134,27 @@ async fn execute(client: &Client, command: ObjectCommand) -> Result<Output, Erro
                 .map(|p| serde_json::from_str(p).map_err(|e| invalid(format!("parameter {p:?} is not JSON: {e}"))))
                 .collect::<Result<Vec<_>, _>>()?;
             serde_json::to_value(client.object(&ns, &name).sql(&sql, params).await?).unwrap_or_default()
+        }
+        ObjectCommand::Bookmark { ns, name, at } => {
+            let obj = client.object(&ns, &name);
+            let bookmark = match parse_at(at.as_deref())? {
+                Some(t) => obj.bookmark_at(t).await?,
+                None => obj.bookmark().await?,
+            };
+            serde_json::json!({ "bookmark": bookmark })
+        }
+        ObjectCommand::Restore { ns, name, bookmark, at, on_next_start } => {
+            let req = cairn_client::api::RestoreRequest { bookmark, time_ms: parse_at(at.as_deref())?, on_next_start };
+            serde_json::to_value(client.object(&ns, &name).restore(&req).await?).unwrap_or_default()
+        }
+        ObjectCommand::Fork { ns, name, new_name, namespace, bookmark, at } => {
+            let req = cairn_client::api::ForkRequest {
+                namespace,
+                name: new_name,
+                bookmark,
+                time_ms: parse_at(at.as_deref())?,
+            };
+            serde_json::json!({ "bookmark": client.object(&ns, &name).fork(&req).await? })
         }
     }))
 }

@@ -13,7 +13,7 @@
 mod buckets;
 mod cloudflare;
 
-use cairn_api_types as api;
+pub use cairn_api_types as api;
 use reqwest::{Method, StatusCode};
 
 pub use buckets::{BucketClient, ObjectPage, PutObject};
@@ -353,6 +353,33 @@ impl ObjectClient {
     /// [`Error`].
     pub async fn bookmark(&self) -> Result<String, Error> {
         let b: api::BookmarkResponse = self.client.json(Method::GET, &self.path("/bookmark"), None::<&()>).await?;
+        Ok(b.bookmark)
+    }
+
+    /// The bookmark of the object's state at `time_ms` (ms since the epoch).
+    ///
+    /// # Errors
+    /// [`Error`]; `runtime.invalid_bookmark` outside the retention window.
+    pub async fn bookmark_at(&self, time_ms: i64) -> Result<String, Error> {
+        let path = self.path(&format!("/bookmark?time_ms={time_ms}"));
+        let b: api::BookmarkResponse = self.client.json(Method::GET, &path, None::<&()>).await?;
+        Ok(b.bookmark)
+    }
+
+    /// Restores the object to a bookmark or a time (see [`api::RestoreRequest`]).
+    ///
+    /// # Errors
+    /// [`Error`].
+    pub async fn restore(&self, req: &api::RestoreRequest) -> Result<api::RestoreResponse, Error> {
+        self.client.json(Method::POST, &self.path("/restore"), Some(req)).await
+    }
+
+    /// Creates a new object from this one (see [`api::ForkRequest`]); returns its first bookmark.
+    ///
+    /// # Errors
+    /// [`Error`]; `runtime.object_exists` if the target was written.
+    pub async fn fork(&self, req: &api::ForkRequest) -> Result<String, Error> {
+        let b: api::BookmarkResponse = self.client.json(Method::POST, &self.path("/fork"), Some(req)).await?;
         Ok(b.bookmark)
     }
 

@@ -197,6 +197,7 @@ impl History {
     /// Keeps a sealed segment: moves it into `history/segments/` and indexes its records. A
     /// segment without records is deleted.
     pub(crate) fn archive(&self, seg: &SealedSegment) -> Result<()> {
+        // Moving a segment in needs no lock: readers only use segments the index names.
         let name =
             seg.path.file_name().and_then(|n| n.to_str()).map(str::to_owned).ok_or(Error::Io {
                 context: "name a sealed segment",
@@ -206,7 +207,6 @@ impl History {
             return std::fs::remove_file(&seg.path).map_err(io("remove an empty log segment"));
         }
         let dest = self.dir.join("segments").join(&name);
-        let _guard = self.lock.read().unwrap_or_else(std::sync::PoisonError::into_inner);
         std::fs::rename(&seg.path, &dest).map_err(io("move a segment into history"))?;
         for d in [self.dir.join("segments"), seg.path.parent().map(Path::to_path_buf).unwrap_or_default()] {
             File::open(d).and_then(|f| f.sync_all()).map_err(io("sync a history directory"))?;
@@ -363,10 +363,24 @@ impl History {
         Ok(Plan { base: base.map(|(_, f)| self.dir.join("bases").join(f)), records, seq: target })
     }
 
-    /// Builds the state a [`Plan`] describes into `dest` (a new file, synced). Sealed segments
-    /// stay in place while this runs (it holds the history lock shared).
-    pub(crate) fn materialize(&self, plan: &Plan, dest: &Path, open_file: Option<&File>) -> Result<()> {
+    /// Builds the object's state at commit `target` into `dest` (a new file, synced). Holds the
+    /// history lock shared from planning to the last read, so compaction cannot remove a
+    /// segment the plan uses.
+    pub(crate) fn rebuild(
+        &self,
+        ns: &str,
+        name: &str,
+        target: u64,
+        open: Option<&OpenSegment<'_>>,
+        dest: &Path,
+    ) -> Result<()> {
         let _guard = self.lock.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let plan = self.plan(ns, name, target, open)?;
+        self.materialize(&plan, dest, open.map(|o| o.file))
+    }
+
+    /// Builds the state a [`Plan`] describes into `dest`. The caller holds the history lock.
+    fn materialize(&self, plan: &Plan, dest: &Path, open_file: Option<&File>) -> Result<()> {
         let _ = std::fs::remove_file(dest);
         match &plan.base {
             Some(base) => {
@@ -516,9 +530,12 @@ impl History {
                 .map_err(db("read the history index"))?;
             for (ns, name, last_seq, last_ts) in objects {
                 let seq = seq_from_sql(last_seq);
-                let plan = self.plan(&ns, &name, seq, None)?;
-                if !plan.records.is_empty() {
-                    self.add_base(&ns, &name, seq, last_ts, |path| self.materialize(&plan, path, None))?;
+                let has_base = {
+                    let _guard = self.lock.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+                    self.plan(&ns, &name, seq, None)?.records.is_empty()
+                };
+                if !has_base {
+                    self.add_base(&ns, &name, seq, last_ts, |path| self.rebuild(&ns, &name, seq, None, path))?;
                 }
                 self.drop_bases_before(&ns, &name, seq)?;
             }

@@ -39,6 +39,12 @@ pub enum Error {
         /// What went wrong.
         message: String,
     },
+    /// A string that is not a bookmark.
+    #[error("{message}")]
+    InvalidBookmark {
+        /// What is wrong.
+        message: String,
+    },
     /// The runtime (or the SQL engine) refused or failed.
     #[error(transparent)]
     Runtime(#[from] cairn_runtime::Error),
@@ -71,6 +77,7 @@ impl Error {
             Error::NoStatements => "sql.no_statement",
             Error::UnsupportedType { .. } => "sql.unsupported_type",
             Error::Migration { .. } => "sql.migration",
+            Error::InvalidBookmark { .. } => "sql.invalid_bookmark",
             Error::Runtime(e) => e.code(),
         }
     }

@@ -209,6 +209,15 @@ pub struct ImportSummary {
     pub size_after: u64,
 }
 
+/// Where a Time Travel restore goes.
+#[derive(Clone, Debug)]
+pub enum RestoreTarget {
+    /// A bookmark string.
+    Bookmark(String),
+    /// A time, ms since the epoch.
+    Time(i64),
+}
+
 /// SQL databases over a runtime.
 #[derive(Debug)]
 pub struct SqlService {
@@ -315,6 +324,40 @@ impl SqlService {
     pub async fn current_bookmark(&self, id_or_name: &str) -> Result<String> {
         let (_, object) = self.object(id_or_name).await?;
         Ok(object.current_bookmark().await?.to_string())
+    }
+
+    /// Time Travel: the bookmark of the database's state at `time_ms` (ms since the epoch),
+    /// or its current bookmark without a time.
+    ///
+    /// # Errors
+    /// [`Error::DatabaseNotFound`]; the runtime's history errors (outside the retention
+    /// window, history off).
+    pub async fn bookmark_at(&self, id_or_name: &str, time_ms: Option<i64>) -> Result<String> {
+        let (_, object) = self.object(id_or_name).await?;
+        let b = match time_ms {
+            Some(t) => object.bookmark_for_time(t).await?,
+            None => object.current_bookmark().await?,
+        };
+        Ok(b.to_string())
+    }
+
+    /// Time Travel: restores the database to a bookmark (or to its state at a time). Returns
+    /// the new bookmark (after the restore) and the previous one (which undoes it).
+    ///
+    /// # Errors
+    /// [`Error::InvalidBookmark`] for a string that is not a bookmark; as
+    /// [`SqlDatabases::bookmark_at`].
+    pub async fn restore(&self, id_or_name: &str, to: RestoreTarget) -> Result<(String, String)> {
+        let (_, object) = self.object(id_or_name).await?;
+        let target = match to {
+            RestoreTarget::Bookmark(b) => {
+                b.parse::<cairn_storage::Bookmark>().map_err(|e| Error::InvalidBookmark { message: e.to_string() })?
+            }
+            RestoreTarget::Time(t) => object.bookmark_for_time(t).await?,
+        };
+        let previous = object.restore(target).await?;
+        let now = object.current_bookmark().await?;
+        Ok((now.to_string(), previous.to_string()))
     }
 
     /// Runs statements as one atomic batch: one event, all committed or, if any fails, none.

@@ -196,10 +196,8 @@ impl Shard {
     ) -> Result<(), Error> {
         self.check_bookmark(ns, name, at, current)?;
         self.flush_log(round)?;
-        let history = self.history()?;
         let open = self.open_segment(ns, name);
-        let plan = history.plan(ns, name, at.seq, open.as_ref())?;
-        history.materialize(&plan, dest, open.as_ref().map(|o| o.file))
+        self.history()?.rebuild(ns, name, at.seq, open.as_ref(), dest)
     }
 
     fn image(
