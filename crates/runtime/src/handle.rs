@@ -19,6 +19,7 @@ pub struct ObjectRef {
     pub(crate) ns: Arc<str>,
     pub(crate) name: Arc<str>,
     pub(crate) shard: mpsc::Sender<Command>,
+    pub(crate) watchers: Arc<crate::watch::Watchers>,
 }
 
 /// The completion of a job; named so that `tx.send(..)` reads as in a channel.
@@ -360,6 +361,24 @@ impl ObjectRef {
         let cmd = Command::History { ns: Arc::clone(&self.ns), name: Arc::clone(&self.name), op };
         self.shard.send(cmd).await.map_err(|_| Error::ShuttingDown)?;
         rx.await.unwrap_or(Err(Error::ShuttingDown))
+    }
+
+    /// Subscribes to the object's commits: the receiver holds the bookmark of its newest
+    /// durable commit and changes after each later one (restores included). Notifications
+    /// coalesce: a slow reader sees the newest commit, not each one.
+    ///
+    /// # Errors
+    /// [`Error::ShuttingDown`].
+    pub async fn subscribe(&self) -> Result<tokio::sync::watch::Receiver<Bookmark>> {
+        let key = format!("{}\0{}", self.ns, self.name).into_boxed_str();
+        // Subscribe first, then read the current bookmark as an event: a commit between the
+        // two is either in the bookmark or notified.
+        let rx = self.watchers.subscribe(key.clone(), Bookmark { seq: 0, timestamp_ms: 0 });
+        let current = self.current_bookmark().await?;
+        if let Some(tx) = self.watchers.sender(&key) {
+            crate::watch::publish(&tx, current);
+        }
+        Ok(rx)
     }
 
     /// A bookmark covering every write made so far.

@@ -37,6 +37,7 @@ pub mod registry;
 mod shard;
 mod stats;
 mod syncer;
+mod watch;
 
 use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, Mutex};
@@ -84,6 +85,8 @@ struct Inner {
     catalog: Mutex<Catalog>,
     /// A history connection for work outside the shards (compaction), when history is kept.
     history: Option<Mutex<history::History>>,
+    /// Commit subscribers.
+    watchers: Arc<watch::Watchers>,
 }
 
 struct Threads {
@@ -143,12 +146,20 @@ impl Runtime {
                 .map_err(|source| Error::Io { context: "start the durability thread", source })?
         };
         let handle = SyncerHandle { tx: syncer_tx.clone(), durable };
+        let watchers = Arc::new(watch::Watchers::default());
         let mut senders = Vec::with_capacity(config.shards);
         let mut threads = Vec::with_capacity(config.shards);
         for i in 0..config.shards {
             let (tx, rx) = mpsc::channel(config.queue_capacity);
-            let shard =
-                Shard::new(i, Arc::clone(&config), handle.clone(), Arc::clone(&stats), first_segment, &history_lock)?;
+            let shard = Shard::new(
+                i,
+                Arc::clone(&config),
+                handle.clone(),
+                Arc::clone(&stats),
+                first_segment,
+                &history_lock,
+                Arc::clone(&watchers),
+            )?;
             let t = std::thread::Builder::new()
                 .name(format!("cairn-shard-{i}"))
                 .spawn(move || shard.run(rx))
@@ -165,6 +176,7 @@ impl Runtime {
                 stats,
                 catalog: Mutex::new(catalog),
                 history: history.map(Mutex::new),
+                watchers,
             }),
         })
     }
@@ -180,7 +192,12 @@ impl Runtime {
         let n = self.inner.shards.len() as u64;
         let shard = usize::try_from(layout::object_hash(ns, name) % n).unwrap_or(0);
         let sender = self.inner.shards.get(shard).cloned().ok_or(Error::ShuttingDown)?;
-        Ok(ObjectRef { ns: Arc::from(ns), name: Arc::from(name), shard: sender })
+        Ok(ObjectRef {
+            ns: Arc::from(ns),
+            name: Arc::from(name),
+            shard: sender,
+            watchers: Arc::clone(&self.inner.watchers),
+        })
     }
 
     /// The configuration in force.

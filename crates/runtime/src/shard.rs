@@ -105,6 +105,8 @@ pub(crate) struct Shard {
     history: Option<History>,
     /// Restores waiting for their object's next open.
     pending_restores: HashMap<Box<str>, Bookmark>,
+    /// Commit subscribers (see `watch.rs`).
+    watchers: Arc<crate::watch::Watchers>,
     syncer: SyncerHandle,
     stats: Arc<Stats>,
     /// Id of the round being filled.
@@ -138,6 +140,7 @@ impl Shard {
         stats: Arc<Stats>,
         first_segment: u64,
         history_lock: &Arc<std::sync::RwLock<()>>,
+        watchers: Arc<crate::watch::Watchers>,
     ) -> crate::Result<Self> {
         let budget = (config.max_open_objects / config.shards).max(1);
         let catalog = Catalog::open(&config.data_dir)?;
@@ -162,6 +165,7 @@ impl Shard {
             log,
             history,
             pending_restores,
+            watchers,
             index,
             config,
             objects: HashMap::new(),
@@ -417,13 +421,26 @@ impl Shard {
                         reply(Some(e));
                         return;
                     }
+                    let committed =
+                        Bookmark { seq: info.seq, timestamp_ms: u64::try_from(info.timestamp_ms).unwrap_or(0) };
+                    let notify = self.watchers.sender(&key);
                     if fsync {
                         if catalog_touched {
                             round.files.push(Arc::clone(self.catalog.wal()));
                         }
                         round.replies.push(reply);
+                        if let Some(tx) = notify {
+                            round.replies.push(Box::new(move |err| {
+                                if err.is_none() {
+                                    crate::watch::publish(&tx, committed);
+                                }
+                            }));
+                        }
                     } else {
                         reply(None);
+                        if let Some(tx) = notify {
+                            crate::watch::publish(&tx, committed);
+                        }
                     }
                     return;
                 }

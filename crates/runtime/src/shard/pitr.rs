@@ -315,6 +315,15 @@ impl Shard {
         let round_id = round.id;
         let slot = self.objects.get_mut(&key).ok_or(Error::ShuttingDown)?;
         slot.last_write_round = round_id;
+        let committed = slot.storage.current_bookmark();
+        if let Some(tx) = self.watchers.sender(&key) {
+            round.replies.push(Box::new(move |err| {
+                if err.is_none() {
+                    crate::watch::publish(&tx, committed);
+                }
+            }));
+        }
+        let slot = self.objects.get_mut(&key).ok_or(Error::ShuttingDown)?;
         let next = slot.storage.committed_next_alarm();
         self.catalog.set_alarm(ns, name, next, false)?;
         if created {

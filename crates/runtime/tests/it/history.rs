@@ -388,3 +388,36 @@ async fn data_from_before_history_gets_a_base_and_restores_from_there() -> Resul
     rt.close();
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscribers_see_each_durable_commit_and_restores() -> Result<(), Error> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = Arc::new(ManualClock::new(START_MS));
+    let rt = runtime(dir.path(), &clock, HistoryConfig::default());
+    let obj = rt.object("ns", "watched")?;
+    obj.put("a", &1).await?;
+    let first = obj.current_bookmark().await?;
+    let mut rx = obj.subscribe().await?;
+    assert_eq!(*rx.borrow_and_update(), first, "starts at the newest commit");
+    let deadline = std::time::Duration::from_secs(10);
+    obj.put("a", &2).await?;
+    tokio::time::timeout(deadline, rx.changed()).await.expect("notified").expect("sender alive");
+    assert_eq!(rx.borrow_and_update().seq, first.seq + 1);
+    // Reads do not notify; a restore does (it is a commit).
+    let _ = obj.get::<i64>("a").await?;
+    assert!(!rx.has_changed().expect("sender alive"));
+    obj.restore(first).await?;
+    tokio::time::timeout(deadline, rx.changed()).await.expect("notified").expect("sender alive");
+    assert_eq!(rx.borrow_and_update().seq, first.seq + 2);
+    // Another object's commits do not wake this subscriber; a second subscriber shares the
+    // same stream.
+    rt.object("ns", "other")?.put("x", &1).await?;
+    let mut rx2 = obj.subscribe().await?;
+    assert!(!rx.has_changed().expect("sender alive"));
+    obj.put("a", &3).await?;
+    tokio::time::timeout(deadline, rx2.changed()).await.expect("notified").expect("sender alive");
+    tokio::time::timeout(deadline, rx.changed()).await.expect("notified").expect("sender alive");
+    assert_eq!(rx.borrow().seq, rx2.borrow().seq);
+    rt.close();
+    Ok(())
+}
