@@ -1,0 +1,211 @@
+//! The persister's own rules, on an in-memory back end the tests control: saves that can be held
+//! open, changes made "by someone else", loads that fail. Also shows how small a back end is.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use cairn_store::{Cell, Changes, Content, Error, Persist, Persister, PersisterOptions, Store};
+use tokio::sync::Semaphore;
+
+use crate::{content, eventually, options};
+
+/// Storage in memory. While `hold` is set, a save waits for a permit of `release` after it has
+/// started (and counted itself in `started`).
+struct Shared {
+    stored: Mutex<Option<Content>>,
+    /// The `changes` of each save, in order.
+    saves: Mutex<Vec<Option<Changes>>>,
+    started: AtomicUsize,
+    hold: AtomicBool,
+    release: Semaphore,
+    changed_by_others: AtomicBool,
+    fail_loads: AtomicBool,
+}
+
+impl Default for Shared {
+    fn default() -> Self {
+        Shared {
+            stored: Mutex::default(),
+            saves: Mutex::default(),
+            started: AtomicUsize::default(),
+            hold: AtomicBool::default(),
+            release: Semaphore::new(0),
+            changed_by_others: AtomicBool::default(),
+            fail_loads: AtomicBool::default(),
+        }
+    }
+}
+
+#[derive(Clone, Default)]
+struct Memory(Arc<Shared>);
+
+impl Memory {
+    fn stored(&self) -> Option<Content> {
+        self.0.stored.lock().unwrap().clone()
+    }
+
+    /// Someone else writes the storage.
+    fn write_as_someone_else(&self, content: Content) {
+        *self.0.stored.lock().unwrap() = Some(content);
+        self.0.changed_by_others.store(true, Ordering::SeqCst);
+    }
+
+    fn saves(&self) -> Vec<Option<Changes>> {
+        self.0.saves.lock().unwrap().clone()
+    }
+}
+
+impl Persist for Memory {
+    async fn get_content(&self) -> Result<Option<Content>, Error> {
+        if self.0.fail_loads.load(Ordering::SeqCst) {
+            return Err(Error::Backend("the disk is on fire".into()));
+        }
+        Ok(self.stored())
+    }
+
+    async fn set_content(&self, content: &Content, changes: Option<&Changes>) -> Result<(), Error> {
+        self.0.started.fetch_add(1, Ordering::SeqCst);
+        if self.0.hold.load(Ordering::SeqCst) {
+            self.0.release.acquire().await.unwrap().forget();
+        }
+        *self.0.stored.lock().unwrap() = Some(content.clone());
+        self.0.saves.lock().unwrap().push(changes.cloned());
+        Ok(())
+    }
+
+    async fn has_changed(&self) -> Result<bool, Error> {
+        Ok(self.0.changed_by_others.swap(false, Ordering::SeqCst))
+    }
+}
+
+fn new_persister(store: &Store) -> (Persister<Memory>, Memory, Arc<Mutex<Vec<&'static str>>>) {
+    let memory = Memory::default();
+    let (options, errors) = options();
+    (Persister::new(store, memory.clone(), options).unwrap(), memory, errors)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changes_made_during_a_save_are_written_by_one_following_save_of_only_those() {
+    let store = Store::new();
+    let (persister, memory, errors) = new_persister(&store);
+    store.set_row("pets", "fido", [("legs", 4)]);
+    persister.start_auto_save().await.unwrap();
+    assert_eq!(memory.saves(), [None], "auto-save starts with a whole save");
+
+    memory.0.hold.store(true, Ordering::SeqCst);
+    store.set_cell("pets", "fido", "legs", 3);
+    eventually("the second save to start", || memory.0.started.load(Ordering::SeqCst) == 2).await;
+    // While it is held open:
+    store.set_cell("pets", "felix", "legs", 4);
+    store.del_cell("pets", "fido", "legs");
+    store.set_value("open", true);
+    memory.0.hold.store(false, Ordering::SeqCst);
+    memory.0.release.add_permits(1);
+
+    eventually("the store to be saved", || memory.stored() == Some(store.content())).await;
+    persister.stop_auto_save().await.unwrap();
+    let saves = memory.saves();
+    assert_eq!(saves.len(), 3, "three changes during the save made one more save: {saves:?}");
+    assert_eq!(saves[1].as_ref().unwrap().to_json(), r#"[{"pets":{"fido":{"legs":3}}},{},1]"#);
+    let last = saves[2].as_ref().unwrap().to_json().replace(cairn_store::DELETED, "D");
+    assert_eq!(last, r#"[{"pets":{"felix":{"legs":4},"fido":"D"}},{"open":true},1]"#);
+    assert_eq!(persister.stats().saves, 3);
+    assert!(errors.lock().unwrap().is_empty());
+
+    store.set_value("open", false);
+    persister.save().await.unwrap();
+    assert_eq!(memory.saves().last(), Some(&None), "an explicit save writes everything");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_a_load_applies_is_not_written_back() {
+    let store = Store::new();
+    let schema =
+        serde_json::from_str(r#"{"pets":{"legs":{"type":"number","default":4},"sold":{"type":"boolean"}}}"#).unwrap();
+    store.set_tables_schema(schema).unwrap();
+    let (persister, memory, errors) = new_persister(&store);
+    memory.write_as_someone_else(content(r#"[{"pets":{"fido":{"sold":1}}},{}]"#));
+    persister.start_auto_persisting(None).await.unwrap();
+    // Loaded with the schema applied (0/1 as booleans, defaults added), then saved once by
+    // start_auto_save.
+    assert_eq!(store.json(), r#"[{"pets":{"fido":{"legs":4,"sold":true}}},{}]"#);
+    assert_eq!(persister.stats().saves, 1);
+
+    memory.write_as_someone_else(content(r#"[{"pets":{"rex":{"sold":0}}},{}]"#));
+    eventually("the change to be loaded", || store.has_row("pets", "rex")).await;
+    // Stopping auto-save would run a pending save: there is none.
+    persister.stop_auto_persisting().await.unwrap();
+    assert_eq!(persister.stats().saves, 1, "the load was not written back");
+    assert_eq!(memory.stored(), Some(content(r#"[{"pets":{"rex":{"sold":0}}},{}]"#)));
+    assert!(persister.stats().loads >= 2);
+    assert!(errors.lock().unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_load_by_one_persister_is_saved_by_another() {
+    let store = Store::new();
+    let (from, source, _) = new_persister(&store);
+    let (to, target, _) = new_persister(&store);
+    to.start_auto_save().await.unwrap();
+    source.write_as_someone_else(content(r#"[{"pets":{"fido":{"legs":4}}},{}]"#));
+    from.load(None).await.unwrap();
+    eventually("the other persister to save the load", || target.stored() == Some(store.content())).await;
+    assert_eq!(from.stats().saves, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_load_leaves_the_store_and_is_reported() {
+    let store = Store::new();
+    store.set_value("open", true);
+    let (persister, memory, errors) = new_persister(&store);
+    memory.0.fail_loads.store(true, Ordering::SeqCst);
+    let error = persister.load(Some(content(r#"[{},{"open":false}]"#))).await.unwrap_err();
+    assert_eq!(error.code(), "store.backend");
+    assert_eq!(error.to_string(), "storage back end failed: the disk is on fire");
+    assert_eq!(store.value("open"), Some(Cell::Bool(true)));
+    assert_eq!(*errors.lock().unwrap(), ["store.backend"]);
+
+    // start_auto_load reports it too, and keeps polling.
+    persister.start_auto_load(None).await.unwrap();
+    assert!(persister.is_auto_loading());
+    assert_eq!(errors.lock().unwrap().len(), 2);
+    memory.0.fail_loads.store(false, Ordering::SeqCst);
+    memory.write_as_someone_else(content(r#"[{},{"open":false}]"#));
+    eventually("the next change to load", || store.value("open") == Some(Cell::Bool(false))).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn default_content_applies_only_to_empty_storage() {
+    let store = Store::new();
+    let (persister, memory, _) = new_persister(&store);
+    persister.load(Some(content(r#"[{},{"open":true}]"#))).await.unwrap();
+    assert_eq!(store.value("open"), Some(Cell::Bool(true)));
+    assert_eq!(memory.stored(), None, "loading does not save");
+    memory.write_as_someone_else(content(r#"[{},{"employees":3}]"#));
+    persister.load(Some(content(r#"[{},{"open":true}]"#))).await.unwrap();
+    assert_eq!(store.json(), r#"[{},{"employees":3}]"#);
+    persister.load(None).await.unwrap();
+    assert_eq!(persister.stats().loads, 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_destroyed_persister_stops_and_refuses_work() {
+    let store = Store::new();
+    let (persister, memory, _) = new_persister(&store);
+    persister.start_auto_persisting(None).await.unwrap();
+    assert!(persister.is_auto_loading() && persister.is_auto_saving());
+    persister.destroy().await;
+    assert!(!persister.is_auto_loading() && !persister.is_auto_saving());
+    assert_eq!(persister.save().await.unwrap_err().code(), "store.destroyed");
+    assert_eq!(persister.start_auto_save().await.unwrap_err().code(), "store.destroyed");
+    let saves = memory.saves().len();
+    store.set_value("open", true);
+    persister.destroy().await; // twice is fine
+    assert_eq!(memory.saves().len(), saves, "no save after destroy");
+}
+
+#[test]
+fn a_persister_needs_a_tokio_runtime() {
+    let error = Persister::new(&Store::new(), Memory::default(), PersisterOptions::new()).unwrap_err();
+    assert_eq!(error.code(), "store.no_runtime");
+}
