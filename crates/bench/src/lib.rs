@@ -78,6 +78,8 @@ pub struct StorageBenchOptions {
     pub memory_objects: usize,
     /// Objects kept open for the memory figure.
     pub memory_open: usize,
+    /// Keep point-in-time history (the default), or run without it to measure its cost.
+    pub history: bool,
 }
 
 fn scaled(n: usize, scale: f64) -> usize {
@@ -164,7 +166,13 @@ pub fn storage(opts: &StorageBenchOptions, mut report: impl FnMut(&Figure)) -> a
     };
     let s = opts.scale;
 
-    let rt = Runtime::builder(root.join("cairn")).shards(2).durability(Durability::Fsync).open().map_err(rt_err)?;
+    let history = cairn_runtime::HistoryConfig { enabled: opts.history, ..cairn_runtime::HistoryConfig::default() };
+    let rt = Runtime::builder(root.join("cairn"))
+        .shards(2)
+        .durability(Durability::Fsync)
+        .history(history)
+        .open()
+        .map_err(rt_err)?;
 
     // 1. Hot point get of a 100-byte value, inside one event (the object is open).
     {

@@ -115,6 +115,9 @@ enum Bench {
         /// Objects kept open for the memory figure.
         #[arg(long, default_value_t = 1_000)]
         open: usize,
+        /// Run without point-in-time history (to measure what it costs).
+        #[arg(long)]
+        no_history: bool,
     },
     /// Cloudflare KV and D1 API (`/client/v4`) against Redis and Miniflare, which it starts
     /// (install them with scripts/bench-kv.sh).
@@ -198,12 +201,13 @@ fn main() -> anyhow::Result<()> {
             })?;
             let _ = std::fs::remove_dir(&dir);
         }
-        Command::Bench { which: Bench::Storage { dir, scale, objects, open } } => {
+        Command::Bench { which: Bench::Storage { dir, scale, objects, open, no_history } } => {
             let opts = cairn_bench::StorageBenchOptions {
                 dir: dir.clone(),
                 scale,
                 memory_objects: objects,
                 memory_open: open,
+                history: !no_history,
             };
             cairn_bench::storage(&opts, |figure| {
                 #[allow(clippy::print_stdout)]

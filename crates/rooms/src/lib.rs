@@ -26,7 +26,8 @@
 //! - `sockets.rs`: a room's sockets, tags, attachments and auto-response, and their limits.
 //! - `host.rs`: [`RoomHost`]: parties, live rooms, events, hibernation.
 //! - `alarms.rs`: the alarm scheduler and its retry rules.
-//! - `builtin/`: the room kinds `cairn serve` offers without code: `chat` and `yjs`.
+//! - `builtin/`: the room kinds `cairn serve` offers without code: `chat`, `yjs` and
+//!   `tinybase`.
 
 mod alarms;
 pub mod builtin;

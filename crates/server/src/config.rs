@@ -54,8 +54,11 @@ pub struct Config {
     pub buckets: cairn_bucket::BucketLimits,
     /// Room settings (`[rooms]`).
     pub rooms: RoomsConfig,
+    /// Point-in-time history (`[history]`).
+    pub history: HistorySettings,
     /// Built-in parties served under `/parties/{party}/{room}` (`[parties.NAME]`). Default:
-    /// `chat` (kind `chat`) and `yjs` (kind `yjs`). Setting the table replaces the default.
+    /// `chat` (kind `chat`), `yjs` (kind `yjs`) and `tinybase` (kind `tinybase`). Setting the
+    /// table replaces the default.
     pub parties: BTreeMap<String, PartyConfig>,
 }
 
@@ -77,11 +80,49 @@ impl Default for RoomsConfig {
     }
 }
 
+/// Point-in-time history (`[history]`): every commit kept for a window, for bookmarks,
+/// restores, forks and D1 Time Travel. Needs `durability = "fsync"`.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HistorySettings {
+    /// Keep history. Default true.
+    pub enabled: bool,
+    /// How far back bookmarks reach, in days. Default 30 (as D1 Time Travel).
+    pub retention_days: u32,
+    /// Per-namespace windows in days (`[history.namespace_retention_days]`, `ns = days`).
+    pub namespace_retention_days: BTreeMap<String, u32>,
+    /// How often history older than the window is folded away, in seconds. Default 3600.
+    pub compact_every_secs: u64,
+}
+
+impl Default for HistorySettings {
+    fn default() -> Self {
+        HistorySettings {
+            enabled: true,
+            retention_days: 30,
+            namespace_retention_days: BTreeMap::new(),
+            compact_every_secs: 3600,
+        }
+    }
+}
+
+impl HistorySettings {
+    /// The runtime's form.
+    pub fn runtime_config(&self) -> cairn_runtime::HistoryConfig {
+        let days = |d: u32| std::time::Duration::from_secs(u64::from(d) * 86_400);
+        cairn_runtime::HistoryConfig {
+            enabled: self.enabled,
+            retention: days(self.retention_days),
+            namespace_retention: self.namespace_retention_days.iter().map(|(ns, d)| (ns.clone(), days(*d))).collect(),
+        }
+    }
+}
+
 /// One built-in party (`[parties.NAME]`).
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PartyConfig {
-    /// `chat` or `yjs`.
+    /// `chat`, `yjs` or `tinybase`.
     pub kind: String,
     /// Whether clients may connect without a token when tokens are configured. Default false:
     /// with tokens configured, a client sends one (`Authorization: Bearer` or `?token=`) that
@@ -102,7 +143,10 @@ impl PartyConfig {
 
 /// The parties served when the configuration names none.
 pub fn default_parties() -> BTreeMap<String, PartyConfig> {
-    [("chat", "chat"), ("yjs", "yjs")].into_iter().map(|(n, k)| (n.to_owned(), PartyConfig::of_kind(k))).collect()
+    [("chat", "chat"), ("yjs", "yjs"), ("tinybase", "tinybase")]
+        .into_iter()
+        .map(|(n, k)| (n.to_owned(), PartyConfig::of_kind(k)))
+        .collect()
 }
 
 /// Where the S3 API listens unless configured otherwise.
@@ -161,6 +205,7 @@ impl Default for Config {
             s3_keys: Vec::new(),
             buckets: cairn_bucket::BucketLimits::default(),
             rooms: RoomsConfig::default(),
+            history: HistorySettings::default(),
             parties: default_parties(),
         }
     }
@@ -264,6 +309,16 @@ impl Config {
         }
         if let Some(n) = number("CAIRN_ROOMS_HIBERNATE_AFTER_MS", "expected a number of milliseconds")? {
             config.rooms.hibernate_after_ms = n as u64;
+        }
+        if let Some(n) = number("CAIRN_HISTORY_RETENTION_DAYS", "expected a number of days")? {
+            config.history.retention_days = u32::try_from(n).unwrap_or(u32::MAX);
+        }
+        if let Some(v) = env("CAIRN_HISTORY") {
+            config.history.enabled = match v.as_str() {
+                "on" | "true" | "1" => true,
+                "off" | "false" | "0" => false,
+                _ => return Err(ConfigError::Env { name: "CAIRN_HISTORY", value: v, reason: "expected on or off" }),
+            };
         }
         if let Some(n) = number("CAIRN_MAX_BODY_BYTES", "expected a number of bytes")? {
             config.max_body_bytes = n;

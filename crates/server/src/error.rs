@@ -57,6 +57,9 @@ impl From<cairn_runtime::Error> for ApiError {
         let status = match &e {
             E::Storage(s) => storage_status(s),
             E::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            E::InvalidBookmark { .. } | E::HistoryUnavailable { .. } => StatusCode::BAD_REQUEST,
+            E::HistoryDisabled => StatusCode::NOT_IMPLEMENTED,
+            E::ObjectExists { .. } => StatusCode::CONFLICT,
             E::EventPanicked { .. } | E::Durability { .. } | E::Io { .. } | E::Catalog { .. } => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }

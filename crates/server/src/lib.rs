@@ -43,7 +43,8 @@ pub fn open_runtime(config: &Config) -> cairn_runtime::Result<cairn_runtime::Run
     let mut builder = cairn_runtime::Runtime::builder(&config.data_dir)
         .durability(config.durability)
         .max_open_objects(config.max_open_objects)
-        .limits(config.limits.clone());
+        .limits(config.limits.clone())
+        .history(config.history.runtime_config());
     if config.shards > 0 {
         builder = builder.shards(config.shards);
     }
@@ -65,6 +66,22 @@ async fn purge_expired_kv(state: AppState) {
             Ok(0) => {}
             Ok(n) => tracing::debug!(deleted = n, "purged expired KV entries"),
             Err(e) => tracing::warn!(code = e.code(), "purging expired KV entries failed: {e}"),
+        }
+    }
+}
+
+/// Folds history older than its window away, every `every` (the first pass right away).
+async fn compact_history(runtime: cairn_runtime::Runtime, every: std::time::Duration) {
+    let mut tick = tokio::time::interval(every.max(std::time::Duration::from_secs(1)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let rt = runtime.clone();
+        match tokio::task::spawn_blocking(move || rt.compact_history()).await {
+            Ok(Ok(0)) => {}
+            Ok(Ok(n)) => tracing::info!(segments = n, "folded history older than the retention window"),
+            Ok(Err(e)) => tracing::warn!(code = e.code(), "compacting history failed: {e}"),
+            Err(e) => tracing::warn!("compacting history panicked: {e}"),
         }
     }
 }
@@ -112,6 +129,10 @@ pub(crate) async fn serve_state(
     let rooms = state.rooms().clone();
     let janitor = tokio::spawn(purge_expired_kv(state.clone()));
     let sweeper = tokio::spawn(sweep_orphan_blobs(state.clone()));
+    let compactor = tokio::spawn(compact_history(
+        runtime.clone(),
+        std::time::Duration::from_secs(config.history.compact_every_secs),
+    ));
     // One shutdown signal for every listener.
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
@@ -137,6 +158,7 @@ pub(crate) async fn serve_state(
     }
     janitor.abort();
     sweeper.abort();
+    compactor.abort();
     for task in room_tasks {
         task.abort();
     }

@@ -2,6 +2,7 @@
 //! application registers ([`crate::ServerBuilder::room`]).
 
 use cairn_rooms::builtin::chat::{ChatConfig, ChatRoom};
+use cairn_rooms::builtin::tinybase::{TinyBaseConfig, TinyBaseRoom};
 use cairn_rooms::builtin::yjs::{YjsConfig, YjsRoom};
 use cairn_rooms::{HostConfig, RoomHost, RoomHostBuilder};
 
@@ -11,7 +12,7 @@ use crate::config::{Config, PartyConfig};
 pub(crate) type Registrar = Box<dyn FnOnce(RoomHostBuilder) -> RoomHostBuilder + Send>;
 
 /// The kinds a `[parties.NAME]` table may name.
-pub(crate) const PARTY_KINDS: [&str; 2] = ["chat", "yjs"];
+pub(crate) const PARTY_KINDS: [&str; 3] = ["chat", "tinybase", "yjs"];
 
 /// Checks a configured party: a known kind with options it understands.
 ///
@@ -20,6 +21,7 @@ pub(crate) const PARTY_KINDS: [&str; 2] = ["chat", "yjs"];
 pub(crate) fn check_party(party: &PartyConfig) -> Result<(), String> {
     match party.kind.as_str() {
         "chat" => options::<ChatConfig>(party).map(drop),
+        "tinybase" => options::<TinyBaseConfig>(party)?.check(),
         "yjs" => options::<YjsConfig>(party).map(drop),
         other => Err(format!("unknown kind {other:?}; expected one of {}", PARTY_KINDS.join(", "))),
     }
@@ -48,6 +50,11 @@ pub(crate) fn build_host(
             "chat" => {
                 let options: ChatConfig = options(party)?;
                 builder.room_with(name, move |_| ChatRoom::new(options.clone()))
+            }
+            "tinybase" => {
+                let options: TinyBaseConfig = options(party)?;
+                options.check()?;
+                builder.room_with(name, move |_| TinyBaseRoom::new(options.clone()))
             }
             "yjs" => {
                 let options: YjsConfig = options(party)?;

@@ -321,13 +321,123 @@ pub(crate) async fn delete_all(
     Ok(ok())
 }
 
-/// `GET .../bookmark`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct BookmarkQuery {
+    time_ms: Option<i64>,
+}
+
+/// `GET .../bookmark[?time_ms=T]`: the current bookmark, or the bookmark of the state at `T`.
 pub(crate) async fn bookmark(
     State(s): State<AppState>,
     headers: HeaderMap,
     Path((ns, name)): ObjectPath,
+    q: Result<Query<BookmarkQuery>, QueryRejection>,
 ) -> Result<Json<api::BookmarkResponse>, ApiError> {
     let obj = s.object(&headers, &ns, &name, Access::Read)?;
-    let b = obj.run(|st| Ok::<_, RtError>(st.current_bookmark())).await?;
+    let q = query(q)?;
+    let b = match q.time_ms {
+        Some(t) => obj.bookmark_for_time(t).await?,
+        None => obj.current_bookmark().await?,
+    };
+    Ok(Json(api::BookmarkResponse { bookmark: b.to_string() }))
+}
+
+/// A bookmark from a request: a bookmark string or a time (none: `None`).
+async fn target(
+    obj: &cairn_runtime::ObjectRef,
+    bookmark: Option<&str>,
+    time_ms: Option<i64>,
+) -> Result<Option<cairn_storage::Bookmark>, ApiError> {
+    match (bookmark, time_ms) {
+        (Some(b), _) => b.parse().map(Some).map_err(|e: cairn_storage::InvalidBookmark| {
+            ApiError::new(StatusCode::BAD_REQUEST, "runtime.invalid_bookmark", e.to_string())
+        }),
+        (None, Some(t)) => Ok(Some(obj.bookmark_for_time(t).await?)),
+        (None, None) => Ok(None),
+    }
+}
+
+/// `POST .../restore` with `{"bookmark"}` or `{"time_ms"}` (and `"on_next_start"`): restores
+/// the object's storage; the answer's `previous_bookmark` undoes it.
+pub(crate) async fn restore(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Path((ns, name)): ObjectPath,
+    body: Result<Json<api::RestoreRequest>, JsonRejection>,
+) -> Result<Json<api::RestoreResponse>, ApiError> {
+    let obj = s.object(&headers, &ns, &name, Access::Write)?;
+    let req = json_body(body)?;
+    let to = target(&obj, req.bookmark.as_deref(), req.time_ms).await?.ok_or_else(|| {
+        ApiError::new(StatusCode::BAD_REQUEST, "http.invalid_body", "a restore needs \"bookmark\" or \"time_ms\"")
+    })?;
+    if req.on_next_start {
+        let previous = obj.restore_on_next_start(to).await?;
+        return Ok(Json(api::RestoreResponse { bookmark: to.to_string(), previous_bookmark: previous.to_string() }));
+    }
+    let previous = obj.restore(to).await?;
+    let now = obj.current_bookmark().await?;
+    Ok(Json(api::RestoreResponse { bookmark: now.to_string(), previous_bookmark: previous.to_string() }))
+}
+
+/// `POST .../fork` with `{"namespace"?, "name", "bookmark"? | "time_ms"?}`: a new object
+/// copied from this one; the source is untouched.
+pub(crate) async fn fork(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Path((ns, name)): ObjectPath,
+    body: Result<Json<api::ForkRequest>, JsonRejection>,
+) -> Result<(StatusCode, Json<api::BookmarkResponse>), ApiError> {
+    let src = s.object(&headers, &ns, &name, Access::Read)?;
+    let req = json_body(body)?;
+    let dst_ns = req.namespace.clone().unwrap_or_else(|| ns.clone());
+    let dst = s.object(&headers, &dst_ns, &req.name, Access::Write)?;
+    let at = target(&src, req.bookmark.as_deref(), req.time_ms).await?;
+    let b = s.inner.runtime.fork(&src, at, &dst).await?;
+    Ok((StatusCode::CREATED, Json(api::BookmarkResponse { bookmark: b.to_string() })))
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct ChangesQuery {
+    /// A bookmark the caller has seen.
+    after: Option<String>,
+    /// How long to wait for a newer commit, in ms (at most 60,000). Default 30,000.
+    timeout_ms: Option<u64>,
+}
+
+/// Longest wait of `GET .../changes`.
+const MAX_CHANGES_WAIT_MS: u64 = 60_000;
+
+/// `GET .../changes?after=BOOKMARK&timeout_ms=`: long poll. Answers with the bookmark of the
+/// object's newest durable commit as soon as it is newer than `after` (at once without
+/// `after`), or with the same bookmark when `timeout_ms` passes first.
+pub(crate) async fn changes(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Path((ns, name)): ObjectPath,
+    q: Result<Query<ChangesQuery>, QueryRejection>,
+) -> Result<Json<api::BookmarkResponse>, ApiError> {
+    let obj = s.object(&headers, &ns, &name, Access::Read)?;
+    let q = query(q)?;
+    let after: Option<cairn_storage::Bookmark> =
+        q.after.as_deref().map(str::parse).transpose().map_err(|e: cairn_storage::InvalidBookmark| {
+            ApiError::new(StatusCode::BAD_REQUEST, "runtime.invalid_bookmark", e.to_string())
+        })?;
+    let wait_ms = q.timeout_ms.unwrap_or(30_000);
+    if wait_ms > MAX_CHANGES_WAIT_MS {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "http.invalid_query",
+            format!("timeout_ms {wait_ms} is above the limit of {MAX_CHANGES_WAIT_MS}"),
+        ));
+    }
+    let mut rx = obj.subscribe().await?;
+    let newer = |b: &cairn_storage::Bookmark| after.is_none_or(|a| b.seq > a.seq);
+    let waited = tokio::time::timeout(std::time::Duration::from_millis(wait_ms), rx.wait_for(newer))
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .map(|b| *b);
+    // Timed out (or the runtime is closing): the newest commit as it is.
+    let b = waited.unwrap_or_else(|| *rx.borrow());
     Ok(Json(api::BookmarkResponse { bookmark: b.to_string() }))
 }

@@ -317,5 +317,69 @@ async fn the_openapi_document_describes_exactly_the_routes() {
             "{method} {path} is documented but not served"
         );
     }
-    assert_eq!(documented.len(), 27, "update this test when routes change: {documented:?}");
+    assert_eq!(documented.len(), 30, "update this test when routes change: {documented:?}");
+}
+
+#[tokio::test]
+async fn restore_and_fork_over_http() {
+    let s = server();
+    s.json("PUT", &format!("{OBJ}/kv/k"), json!("one")).await;
+    let one = s.get(&format!("{OBJ}/bookmark")).await.json()["bookmark"].as_str().expect("bookmark").to_owned();
+    s.json("PUT", &format!("{OBJ}/kv/k"), json!("two")).await;
+
+    // Restore now: the answer's previous_bookmark undoes it.
+    let r = s.json("POST", &format!("{OBJ}/restore"), json!({"bookmark": one})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.json());
+    let previous = r.json()["previous_bookmark"].as_str().expect("previous").to_owned();
+    assert!(r.json()["bookmark"].as_str().expect("new") > previous.as_str());
+    assert_eq!(s.get(&format!("{OBJ}/kv/k")).await.json(), json!("one"));
+    s.json("POST", &format!("{OBJ}/restore"), json!({"bookmark": previous})).await;
+    assert_eq!(s.get(&format!("{OBJ}/kv/k")).await.json(), json!("two"));
+
+    // A fork at the first bookmark, into another namespace; the source is untouched.
+    let r = s.json("POST", &format!("{OBJ}/fork"), json!({"namespace": "copies", "name": "c1", "bookmark": one})).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.json());
+    assert_eq!(s.get("/v1/namespaces/copies/objects/c1/kv/k").await.json(), json!("one"));
+    assert_eq!(s.get(&format!("{OBJ}/kv/k")).await.json(), json!("two"));
+    let r = s.json("POST", &format!("{OBJ}/fork"), json!({"namespace": "copies", "name": "c1"})).await;
+    assert_eq!((r.status, r.code().as_str()), (StatusCode::CONFLICT, "runtime.object_exists"));
+
+    // The bookmark of a time; errors name what is wrong.
+    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("time").as_millis();
+    let r = s.get(&format!("{OBJ}/bookmark?time_ms={now_ms}")).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let r = s.get(&format!("{OBJ}/bookmark?time_ms=1000")).await;
+    assert_eq!((r.status, r.code().as_str()), (StatusCode::BAD_REQUEST, "runtime.invalid_bookmark"));
+    let r = s.json("POST", &format!("{OBJ}/restore"), json!({"bookmark": "nope"})).await;
+    assert_eq!((r.status, r.code().as_str()), (StatusCode::BAD_REQUEST, "runtime.invalid_bookmark"));
+    let r = s.json("POST", &format!("{OBJ}/restore"), json!({})).await;
+    assert_eq!((r.status, r.code().as_str()), (StatusCode::BAD_REQUEST, "http.invalid_body"));
+    // At the next start: applied when the object is next opened.
+    let r = s.json("POST", &format!("{OBJ}/restore"), json!({"bookmark": one, "on_next_start": true})).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(s.get(&format!("{OBJ}/kv/k")).await.json(), json!("two"));
+}
+
+#[tokio::test]
+async fn changes_long_poll_answers_on_the_next_commit() {
+    let s = std::sync::Arc::new(server());
+    s.json("PUT", &format!("{OBJ}/kv/k"), json!(1)).await;
+    let now = s.get(&format!("{OBJ}/changes")).await.json()["bookmark"].as_str().expect("bookmark").to_owned();
+    assert_eq!(now, s.get(&format!("{OBJ}/bookmark")).await.json()["bookmark"].as_str().expect("bookmark"));
+    // Nothing newer: the wait ends at the timeout with the same bookmark.
+    let r = s.get(&format!("{OBJ}/changes?after={now}&timeout_ms=50")).await;
+    assert_eq!(r.json()["bookmark"].as_str(), Some(now.as_str()));
+    // A commit while waiting ends the wait with the new bookmark.
+    let waiter = {
+        let s = std::sync::Arc::clone(&s);
+        let now = now.clone();
+        tokio::spawn(async move { s.get(&format!("{OBJ}/changes?after={now}&timeout_ms=20000")).await.json() })
+    };
+    s.json("PUT", &format!("{OBJ}/kv/k"), json!(2)).await;
+    let got = tokio::time::timeout(std::time::Duration::from_secs(20), waiter).await.expect("answered").expect("task");
+    assert!(got["bookmark"].as_str().expect("bookmark") > now.as_str(), "{got}");
+    let r = s.get(&format!("{OBJ}/changes?timeout_ms=999999")).await;
+    assert_eq!(r.code(), "http.invalid_query");
+    let r = s.get(&format!("{OBJ}/changes?after=bad")).await;
+    assert_eq!(r.code(), "runtime.invalid_bookmark");
 }

@@ -414,3 +414,69 @@ pub(crate) async fn import(
         )),
     }
 }
+
+/// The query of the Time Travel endpoints.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct TimeTravelQuery {
+    bookmark: Option<String>,
+    timestamp: Option<String>,
+}
+
+/// A Time Travel timestamp: RFC 3339 (`2026-11-21T12:00:00Z`), as Cloudflare's API takes, or
+/// Unix seconds, as `wrangler d1 time-travel` accepts; in ms since the epoch.
+fn parse_timestamp(t: &str) -> Result<i64, CfError> {
+    let bad = || {
+        CfError::bad_request(
+            7400,
+            "sql.invalid_timestamp",
+            format!("invalid timestamp {t:?}: expected an RFC 3339 time such as 2026-11-21T12:00:00Z, or Unix seconds"),
+        )
+    };
+    cairn_api_types::parse_time_ms(t).ok_or_else(bad)
+}
+
+/// `GET .../{database_id}/time_travel/bookmark[?timestamp=T]`: the bookmark of the database's
+/// state at `T`, or its current bookmark.
+pub(crate) async fn time_travel_bookmark(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    p: Result<Path<(String, String)>, PathRejection>,
+    q: Result<Query<TimeTravelQuery>, QueryRejection>,
+) -> Result<Response, CfError> {
+    let (_, id) = path(p)?;
+    let q = q.map(|Query(q)| q).map_err(|e| CfError::bad_request(7400, "sql.invalid_query", e.body_text()))?;
+    let db = database(&s, &headers, &id, Access::Read).await?;
+    let time_ms = q.timestamp.as_deref().map(parse_timestamp).transpose()?;
+    let bookmark = s.inner.sql.bookmark_at(&db.uuid, time_ms).await?;
+    Ok(envelope(serde_json::json!({ "bookmark": bookmark })))
+}
+
+/// `POST .../{database_id}/time_travel/restore?bookmark=B` (or `?timestamp=T`): restores the
+/// database; the answer carries the new bookmark and the previous one, which undoes it.
+pub(crate) async fn time_travel_restore(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    p: Result<Path<(String, String)>, PathRejection>,
+    q: Result<Query<TimeTravelQuery>, QueryRejection>,
+) -> Result<Response, CfError> {
+    let (_, id) = path(p)?;
+    let q = q.map(|Query(q)| q).map_err(|e| CfError::bad_request(7400, "sql.invalid_query", e.body_text()))?;
+    let db = database(&s, &headers, &id, Access::Write).await?;
+    let target = match (q.bookmark, q.timestamp.as_deref()) {
+        (Some(b), _) => cairn_sqldb::RestoreTarget::Bookmark(b),
+        (None, Some(t)) => cairn_sqldb::RestoreTarget::Time(parse_timestamp(t)?),
+        (None, None) => {
+            return Err(CfError::bad_request(
+                7400,
+                "sql.invalid_query",
+                "a restore needs a bookmark or a timestamp query parameter".to_owned(),
+            ));
+        }
+    };
+    let (bookmark, previous) = s.inner.sql.restore(&db.uuid, target).await?;
+    Ok(envelope(serde_json::json!({
+        "bookmark": bookmark,
+        "previous_bookmark": previous,
+        "message": "Database restored successfully",
+    })))
+}

@@ -51,6 +51,8 @@ pub(crate) fn router(state: &AppState) -> Router<AppState> {
         .route(&format!("{db}/{{database_id}}/raw"), post(d1::raw))
         .route(&format!("{db}/{{database_id}}/export"), post(d1::export))
         .route(&format!("{db}/{{database_id}}/import"), post(d1::import))
+        .route(&format!("{db}/{{database_id}}/time_travel/bookmark"), get(d1::time_travel_bookmark))
+        .route(&format!("{db}/{{database_id}}/time_travel/restore"), post(d1::time_travel_restore))
         .route("/_cairn/transfers/{token}", get(transfers::download).put(transfers::upload))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
