@@ -346,7 +346,7 @@ impl SqlService {
     ///
     /// # Errors
     /// [`Error::InvalidBookmark`] for a string that is not a bookmark; as
-    /// [`SqlDatabases::bookmark_at`].
+    /// [`SqlService::bookmark_at`].
     pub async fn restore(&self, id_or_name: &str, to: RestoreTarget) -> Result<(String, String)> {
         let (_, object) = self.object(id_or_name).await?;
         let target = match to {

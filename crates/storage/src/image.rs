@@ -49,7 +49,7 @@ pub fn image_frames(path: &Path) -> Result<Vec<u8>> {
 /// The commit an image holds: its sequence number and timestamp.
 ///
 /// # Errors
-/// [`Error::Internal`]-style failures if the file is not an object file.
+/// [`Error::Internal`] if the file is not an object file.
 pub fn image_commit(path: &Path) -> Result<(u64, i64)> {
     // `immutable`: read the file alone, without creating `-wal` or `-shm` files next to it.
     let uri = format!("file:{}?immutable=1", path.display());
@@ -102,7 +102,7 @@ impl crate::ObjectStorage {
     /// commit frames apply to the copy exactly as they did to the original.
     ///
     /// # Errors
-    /// [`Error::EventOpen`]-style errors inside an event; [`Error::Io`] on a failed copy.
+    /// [`Error::Critical`] inside an event or after a critical error; [`Error::Io`] on a failed copy.
     pub fn write_image(&mut self, dest: &Path) -> Result<()> {
         self.check_usable()?;
         if self.in_event_txn() {
