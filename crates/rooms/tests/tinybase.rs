@@ -9,47 +9,26 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::path::Path;
-use std::time::Duration;
+mod common;
 
 use bytes::Bytes;
 use cairn_rooms::builtin::tinybase::{TinyBaseConfig, TinyBaseRoom};
-use cairn_rooms::{ConnectRequest, Connected, Frame, HostConfig, Message, RoomHost, SocketHandle};
+use cairn_rooms::{ConnectRequest, Connected, Frame, Message, RoomHost, SocketHandle};
 use cairn_runtime::Runtime;
 use cairn_storage::{ListOptions, Value as Stored};
+use common::{WAIT, hibernate, host_of, open_runtime};
 use serde_json::{Value, json};
 use tokio::sync::mpsc::UnboundedReceiver;
 
 /// How long a test waits for a frame before it fails.
-const WAIT: Duration = Duration::from_secs(10);
 const PARTY: &str = "tinybase";
 const ROOM: &str = "store-room";
 const STORE: &str = "/parties/tinybase/store-room/store";
 /// The deletion marker.
 const DEL: &str = "\u{FFFC}";
 
-fn open_runtime(dir: &Path) -> Runtime {
-    Runtime::builder(dir).shards(1).open().unwrap()
-}
-
 fn host(rt: &Runtime, config: TinyBaseConfig) -> RoomHost {
-    RoomHost::builder(rt.clone())
-        .config(HostConfig { hibernate_after: Duration::ZERO, ..Default::default() })
-        .room_with(PARTY, move |_| TinyBaseRoom::new(config.clone()))
-        .build()
-        .unwrap()
-}
-
-/// Drops the room's instance (its sockets stay open). Retries while the last event's
-/// completion is still finishing.
-async fn hibernate(host: &RoomHost) {
-    tokio::time::timeout(WAIT, async {
-        while host.hibernate_idle() == 0 {
-            tokio::task::yield_now().await;
-        }
-    })
-    .await
-    .expect("the room never became idle");
+    host_of(rt, PARTY, move || TinyBaseRoom::new(config.clone()))
 }
 
 /// An HTTP response, reduced to what the tests look at.

@@ -8,15 +8,16 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::collections::HashMap;
-use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
 use cairn_rooms::builtin::yjs::{YjsConfig, YjsRoom};
-use cairn_rooms::{ConnectRequest, Connected, Frame, HostConfig, Message, RoomHost, SocketHandle};
+use cairn_rooms::{ConnectRequest, Connected, Frame, Message, RoomHost, SocketHandle};
 use cairn_runtime::Runtime;
 use cairn_storage::{ListOptions, Value};
+use common::{WAIT, hibernate, host_of, open_runtime};
 use tokio::sync::mpsc::UnboundedReceiver;
 use yrs::sync::awareness::AwarenessUpdateEntry;
 use yrs::sync::{AwarenessUpdate, Message as YMessage, SyncMessage};
@@ -25,33 +26,12 @@ use yrs::updates::encoder::Encode;
 use yrs::{ClientID, Doc, GetString, ReadTxn, StateVector, Text, Transact, Update};
 
 /// How long a test waits for a frame before it fails.
-const WAIT: Duration = Duration::from_secs(10);
 const PARTY: &str = "yjs";
 const ROOM: &str = "doc";
 const MAX_VALUE: usize = 128 * 1024;
 
-fn open_runtime(dir: &Path) -> Runtime {
-    Runtime::builder(dir).shards(1).open().unwrap()
-}
-
 fn host(rt: &Runtime, config: YjsConfig) -> RoomHost {
-    RoomHost::builder(rt.clone())
-        .config(HostConfig { hibernate_after: Duration::ZERO, ..Default::default() })
-        .room_with(PARTY, move |_| YjsRoom::new(config.clone()))
-        .build()
-        .unwrap()
-}
-
-/// Drops the room's instance (its sockets stay open). Retries while the last event's
-/// completion is still finishing (it delivers output before it counts itself done).
-async fn hibernate(host: &RoomHost) {
-    tokio::time::timeout(WAIT, async {
-        while host.hibernate_idle() == 0 {
-            tokio::task::yield_now().await;
-        }
-    })
-    .await
-    .expect("the room never became idle");
+    host_of(rt, PARTY, move || YjsRoom::new(config.clone()))
 }
 
 /// Every stored key and value of the room.
