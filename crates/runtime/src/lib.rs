@@ -189,8 +189,7 @@ impl Runtime {
     pub fn object(&self, ns: &str, name: &str) -> Result<ObjectRef> {
         layout::validate_namespace(ns)?;
         layout::validate_object_name(name)?;
-        let n = self.inner.shards.len() as u64;
-        let shard = usize::try_from(layout::object_hash(ns, name) % n).unwrap_or(0);
+        let shard = shard::shard_of(ns, name, self.inner.shards.len());
         let sender = self.inner.shards.get(shard).cloned().ok_or(Error::ShuttingDown)?;
         Ok(ObjectRef {
             ns: Arc::from(ns),

@@ -128,6 +128,11 @@ enum RoundCommits {
     Many,
 }
 
+/// The shard an object lives on, of `shards`.
+pub(crate) fn shard_of(ns: &str, name: &str, shards: usize) -> usize {
+    usize::try_from(layout::object_hash(ns, name) % shards.max(1) as u64).unwrap_or(0)
+}
+
 fn key_of(ns: &str, name: &str) -> Box<str> {
     format!("{ns}\0{name}").into_boxed_str()
 }
@@ -156,7 +161,7 @@ impl Shard {
         let mut pending_restores = HashMap::new();
         if let Some(h) = &history {
             for (ns, name, to) in h.pending_restores()? {
-                if pitr::on_shard(&ns, &name, config.shards, index) {
+                if shard_of(&ns, &name, config.shards) == index {
                     pending_restores.insert(key_of(&ns, &name), to);
                 }
             }

@@ -12,7 +12,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use cairn_storage::image::{image_frames, stamp_image};
-use cairn_storage::{Bookmark, ObjectStorage, layout};
+use cairn_storage::{Bookmark, ObjectStorage};
 
 use super::{HistoryOp, HistoryReply, RoundCommits, Shard, key_of};
 use crate::Error;
@@ -247,7 +247,7 @@ impl Shard {
         self.close(&key);
         let seq = undo.seq + 1;
         let ts = self.config.clock.now_ms().max(i64::try_from(undo.timestamp_ms).unwrap_or(0));
-        self.swap_in(ns, name, &tmp, &path, seq, ts, None)?;
+        self.swap_in(ns, name, &tmp, &path, seq, ts, false)?;
         self.after_install(ns, name, round, false)?;
         Ok(undo)
     }
@@ -263,7 +263,7 @@ impl Shard {
         let path = slot.storage.path().to_path_buf();
         self.close(&key); // Never written: its file is removed.
         let ts = self.config.clock.now_ms();
-        self.swap_in(ns, name, image, &path, 1, ts, Some(()))?;
+        self.swap_in(ns, name, image, &path, 1, ts, true)?;
         self.after_install(ns, name, round, true)?;
         Ok(Bookmark { seq: 1, timestamp_ms: u64::try_from(ts).unwrap_or(0) })
     }
@@ -279,10 +279,9 @@ impl Shard {
         path: &Path,
         seq: u64,
         ts: i64,
-        fork: Option<()>,
+        fork: bool,
     ) -> Result<(), Error> {
-        let identity = fork.map(|()| (ns, name));
-        stamp_image(image, seq, ts, identity)?;
+        stamp_image(image, seq, ts, fork.then_some((ns, name)))?;
         let frames = image_frames(image)?;
         // A stale WAL would be applied to the new file: none may survive the swap.
         for suffix in ["-wal", "-shm"] {
@@ -300,7 +299,7 @@ impl Shard {
             File::open(parent).and_then(|d| d.sync_all()).map_err(io("sync an object directory"))?;
         }
         let log = self.log.as_mut().ok_or(Error::HistoryDisabled)?;
-        if fork.is_some() {
+        if fork {
             log.append(ns, name, 0, ts, &[]);
         }
         log.append(ns, name, seq, ts, &frames);
@@ -332,9 +331,4 @@ impl Shard {
         round.files.push(Arc::clone(self.catalog.wal()));
         Ok(())
     }
-}
-
-/// Whether `ns`/`name` lives on shard `index` of `shards`.
-pub(crate) fn on_shard(ns: &str, name: &str, shards: usize, index: usize) -> bool {
-    layout::object_hash(ns, name) % shards as u64 == index as u64
 }

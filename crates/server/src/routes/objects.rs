@@ -342,6 +342,13 @@ pub(crate) async fn bookmark(
     Ok(Json(api::BookmarkResponse { bookmark: b.to_string() }))
 }
 
+/// A bookmark string from a request.
+fn parse_bookmark(b: &str) -> Result<cairn_storage::Bookmark, ApiError> {
+    b.parse().map_err(|e: cairn_storage::InvalidBookmark| {
+        ApiError::new(StatusCode::BAD_REQUEST, "runtime.invalid_bookmark", e.to_string())
+    })
+}
+
 /// A bookmark from a request: a bookmark string or a time (none: `None`).
 async fn target(
     obj: &cairn_runtime::ObjectRef,
@@ -349,9 +356,7 @@ async fn target(
     time_ms: Option<i64>,
 ) -> Result<Option<cairn_storage::Bookmark>, ApiError> {
     match (bookmark, time_ms) {
-        (Some(b), _) => b.parse().map(Some).map_err(|e: cairn_storage::InvalidBookmark| {
-            ApiError::new(StatusCode::BAD_REQUEST, "runtime.invalid_bookmark", e.to_string())
-        }),
+        (Some(b), _) => parse_bookmark(b).map(Some),
         (None, Some(t)) => Ok(Some(obj.bookmark_for_time(t).await?)),
         (None, None) => Ok(None),
     }
@@ -418,10 +423,7 @@ pub(crate) async fn changes(
 ) -> Result<Json<api::BookmarkResponse>, ApiError> {
     let obj = s.object(&headers, &ns, &name, Access::Read)?;
     let q = query(q)?;
-    let after: Option<cairn_storage::Bookmark> =
-        q.after.as_deref().map(str::parse).transpose().map_err(|e: cairn_storage::InvalidBookmark| {
-            ApiError::new(StatusCode::BAD_REQUEST, "runtime.invalid_bookmark", e.to_string())
-        })?;
+    let after = q.after.as_deref().map(parse_bookmark).transpose()?;
     let wait_ms = q.timeout_ms.unwrap_or(30_000);
     if wait_ms > MAX_CHANGES_WAIT_MS {
         return Err(ApiError::new(
