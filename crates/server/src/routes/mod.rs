@@ -5,6 +5,7 @@ pub(crate) mod buckets;
 pub(crate) mod cloudflare;
 pub(crate) mod objects;
 pub(crate) mod parties;
+pub(crate) mod ws;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;

@@ -7,12 +7,17 @@
 //! sends arrives on a channel once the event that sent it is durable.
 
 use axum::body::Body;
-use axum::extract::ws::{CloseFrame, Message as WsMessage, Utf8Bytes, WebSocket, WebSocketUpgrade};
-use axum::extract::{FromRequestParts, Path, Request, State};
+use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use cairn_rooms::{ConnectRequest, Connected, Frame, Message, RoomError, SocketHandle, query_param};
+use futures_util::{SinkExt as _, StreamExt as _};
 use tokio::sync::mpsc::UnboundedReceiver;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message as WsMessage, Utf8Bytes, protocol::CloseFrame};
+
+use super::ws::{self, Socket, Upgrade};
 
 use crate::error::ApiError;
 use crate::state::{Access, AppState};
@@ -93,13 +98,7 @@ async fn handle(state: AppState, party: String, room: String, request: Request) 
 
 async fn connect(state: AppState, party: String, room: String, request: Request) -> Result<Response, ApiError> {
     let (mut parts, _body) = request.into_parts();
-    let upgrade = WebSocketUpgrade::from_request_parts(&mut parts, &state).await.map_err(|rejection| {
-        ApiError::new(
-            rejection.status(),
-            "rooms.bad_upgrade",
-            format!("bad WebSocket upgrade: {}", rejection.body_text()),
-        )
-    })?;
+    let upgrade = Upgrade::check(&mut parts)?;
     let id = parts
         .uri
         .query()
@@ -114,29 +113,31 @@ async fn connect(state: AppState, party: String, room: String, request: Request)
         }
         Connected::Accepted(handle, rx) => {
             let max = state.inner.rooms_config.max_message_bytes;
-            Ok(upgrade
-                .max_message_size(max)
-                .max_frame_size(max)
+            let config = WebSocketConfig::default()
+                .max_message_size(Some(max))
+                .max_frame_size(Some(max))
                 // Small buffers: an idle socket should cost little memory (they grow on demand).
                 .read_buffer_size(4 * 1024)
-                .write_buffer_size(0)
-                .on_failed_upgrade(|e| tracing::debug!(error = %e, "WebSocket upgrade failed"))
-                .on_upgrade(move |socket| carry(socket, handle, rx)))
+                .write_buffer_size(0);
+            Ok(upgrade.respond(config, move |socket| carry(socket, handle, rx)))
         }
     }
 }
 
 /// Moves frames between one socket and its room until either side closes it.
-async fn carry(mut socket: WebSocket, handle: SocketHandle, mut rx: UnboundedReceiver<Frame>) {
+async fn carry(mut socket: Socket, handle: SocketHandle, mut rx: UnboundedReceiver<Frame>) {
     let mut outcome: Option<(u16, String, bool)> = None;
     loop {
         tokio::select! {
-            incoming = socket.recv() => match incoming {
+            incoming = socket.next() => match incoming {
                 Some(Ok(WsMessage::Text(text))) => handle.message(Message::Text(text.as_str().to_owned())).await,
                 Some(Ok(WsMessage::Binary(bytes))) => handle.message(Message::Binary(bytes)).await,
-                Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_))) => {}
+                Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_) | WsMessage::Frame(_))) => {}
                 Some(Ok(WsMessage::Close(frame))) => {
-                    let (code, reason) = frame.map_or((1005, String::new()), |f| (f.code, f.reason.as_str().to_owned()));
+                    let (code, reason) =
+                        frame.map_or((1005, String::new()), |f| (u16::from(f.code), f.reason.as_str().to_owned()));
+                    // Sends the close reply tungstenite queued.
+                    let _ = socket.flush().await;
                     outcome = Some((code, reason, true));
                     break;
                 }
@@ -153,6 +154,7 @@ async fn carry(mut socket: WebSocket, handle: SocketHandle, mut rx: UnboundedRec
                 Some(Frame::Close { code, reason }) => {
                     // The room closed this socket (it has already left the room).
                     let _ = socket.send(close_message(code, &reason)).await;
+                    ws::linger(socket).await;
                     return;
                 }
                 Some(frame) => {
@@ -168,18 +170,16 @@ async fn carry(mut socket: WebSocket, handle: SocketHandle, mut rx: UnboundedRec
     }
     let (code, reason, clean) = outcome.unwrap_or((1006, GONE_WITHOUT_CLOSE.to_owned(), false));
     handle.closed(code, reason, clean).await;
+    ws::linger(socket).await;
 }
 
 /// The close code for a failed read: 1007 for invalid UTF-8, 1009 for an oversized message,
 /// 1002 otherwise.
-fn protocol_close(e: &axum::Error) -> (u16, &'static str) {
-    let text = e.to_string();
-    if text.contains("UTF-8") || text.contains("utf-8") || text.contains("Utf8") {
-        (1007, "text frame is not valid UTF-8")
-    } else if text.contains("too long") || text.contains("too big") || text.contains("Space limit") {
-        (1009, "message too big")
-    } else {
-        (1002, "protocol error")
+fn protocol_close(e: &WsError) -> (u16, &'static str) {
+    match e {
+        WsError::Utf8(_) => (1007, "text frame is not valid UTF-8"),
+        WsError::Capacity(_) => (1009, "message too big"),
+        _ => (1002, "protocol error"),
     }
 }
 
@@ -190,7 +190,7 @@ fn close_message(code: u16, reason: &str) -> WsMessage {
         end -= 1;
     }
     let reason = reason.get(..end).unwrap_or_default();
-    WsMessage::Close(Some(CloseFrame { code, reason: Utf8Bytes::from(reason) }))
+    WsMessage::Close(Some(CloseFrame { code: CloseCode::from(code), reason: Utf8Bytes::from(reason) }))
 }
 
 fn to_ws(frame: Frame) -> Option<WsMessage> {
