@@ -11,6 +11,7 @@ fi
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --quiet
+bash tests/postgres/ensure.sh
 cargo nextest run --workspace --locked --no-fail-fast
 cargo test --doc --workspace --locked
 

@@ -383,6 +383,23 @@ impl ObjectClient {
         Ok(b.bookmark)
     }
 
+    /// Waits for a commit newer than `after` (`GET .../changes`, a long poll): the bookmark of
+    /// the object's newest durable commit, as soon as it is newer than `after` (at once without
+    /// `after`), or the same bookmark once `timeout` passes (at most 60 s, the server's limit;
+    /// whole milliseconds).
+    ///
+    /// # Errors
+    /// [`Error`]; `runtime.invalid_bookmark` if `after` is not a bookmark.
+    pub async fn changes(&self, after: Option<&str>, timeout: std::time::Duration) -> Result<String, Error> {
+        let timeout_ms = timeout.as_millis().min(60_000);
+        let mut path = self.path(&format!("/changes?timeout_ms={timeout_ms}"));
+        if let Some(after) = after {
+            path.push_str(&format!("&after={}", encode_segment(after)));
+        }
+        let b: api::BookmarkResponse = self.client.json(Method::GET, &path, None::<&()>).await?;
+        Ok(b.bookmark)
+    }
+
     /// Returns the HTTP status code an [`Error`] would carry, for callers mapping to exit codes.
     pub fn status_of(e: &Error) -> Option<StatusCode> {
         match e {

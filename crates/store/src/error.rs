@@ -79,6 +79,44 @@ pub enum Error {
     /// A custom storage back end failed.
     #[error("storage back end failed: {0}")]
     Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// PostgreSQL refused or failed a statement, or the connection failed.
+    #[cfg(feature = "postgres")]
+    #[error("PostgreSQL failed: {0}")]
+    Postgres(#[from] tokio_postgres::Error),
+    /// A Cairn object (embedded, through the runtime) refused or failed an event.
+    #[cfg(feature = "cairn")]
+    #[error("the Cairn runtime failed: {0}")]
+    CairnRuntime(#[from] cairn_runtime::Error),
+    /// A Cairn server (remote) refused a request, or could not be reached.
+    #[cfg(feature = "cairn")]
+    #[error("the Cairn server failed: {0}")]
+    CairnRemote(#[from] cairn_client::Error),
+    /// A key under the store's prefix in a Cairn object that is not in TinyBase's room layout:
+    /// a `t` key whose rest is not three JSON strings.
+    #[error("stored key {key:?} is not a cell key: after `t` it must be three JSON strings")]
+    InvalidStoredKey {
+        /// The key.
+        key: String,
+    },
+    /// A stored cell or value that no cell can hold (raw bytes, a JSON array or object).
+    #[error("stored key {key:?} holds {found}, which no cell can hold")]
+    InvalidStoredValue {
+        /// The key.
+        key: String,
+        /// What it holds.
+        found: &'static str,
+    },
+    /// Cells or values too large for the storage's limits (the key or the value) were not
+    /// written; the rest of the save was, and what was stored under their keys stays.
+    #[error("{count} cell(s) or value(s) were not written, being too large for the storage (first: {key:?}: {reason})")]
+    TooLarge {
+        /// The key of the first one.
+        key: String,
+        /// Which limit the first one exceeds.
+        reason: String,
+        /// How many were not written.
+        count: usize,
+    },
 }
 
 impl Error {
@@ -97,6 +135,15 @@ impl Error {
             Error::NoRuntime => "store.no_runtime",
             Error::TaskFailed(_) => "store.task_failed",
             Error::Backend(_) => "store.backend",
+            #[cfg(feature = "postgres")]
+            Error::Postgres(_) => "store.postgres",
+            #[cfg(feature = "cairn")]
+            Error::CairnRuntime(_) => "store.cairn_runtime",
+            #[cfg(feature = "cairn")]
+            Error::CairnRemote(_) => "store.cairn_remote",
+            Error::InvalidStoredKey { .. } => "store.invalid_stored_key",
+            Error::InvalidStoredValue { .. } => "store.invalid_stored_value",
+            Error::TooLarge { .. } => "store.too_large",
         }
     }
 

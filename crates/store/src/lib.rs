@@ -9,9 +9,16 @@
 //! `[tables, values]`, and its changes are TinyBase's `[changedTables, changedValues, 1]`.
 //!
 //! A [`Persister`] loads a store from, and saves it to, a storage back end, explicitly or
-//! automatically, on tokio: a JSON file ([`FileStorage`]) or SQLite ([`SqliteStorage`], with the
-//! whole store as JSON in one row, or store tables mapped to SQL tables). A back end is a small
-//! [`Persist`] implementation.
+//! automatically, on tokio. A back end is a small [`Persist`] implementation; those here:
+//! - a JSON file ([`FileStorage`]);
+//! - SQLite ([`SqliteStorage`]) and PostgreSQL ([`PostgresStorage`], feature `postgres`, on by
+//!   default), each with the whole store as JSON in one row or store tables mapped to SQL tables
+//!   ([`DatabaseConfig`]); PostgreSQL hears other connections' changes through `LISTEN`/`NOTIFY`
+//!   or, as a fallback, by polling ([`ChangeDetection`]);
+//! - a Cairn object ([`CairnStorage`], feature `cairn`, on by default), in this process through
+//!   the runtime or on a server through its HTTP API, in the storage layout of the `tinybase`
+//!   room kind, so that TinyBase clients of that room see the store; it hears other writers'
+//!   commits through the object's change notifications.
 //!
 //! # Layout
 //! - `cell.rs`: [`Cell`] and [`CellType`].
@@ -20,11 +27,11 @@
 //! - `store/`: [`Store`] (`mod.rs`), [`Transaction`] (`transaction.rs`), the write rules
 //!   (`state.rs`) and listeners (`listeners.rs`).
 //! - `persister/`: [`Persister`] and the [`Persist`] trait (`mod.rs`), the persister's task
-//!   (`actor.rs`), the back ends (`file.rs`, `sqlite.rs`), and what database back ends share
-//!   (`database.rs`: modes, SQL rendering per dialect; `tabular.rs`: the mapping of store tables
-//!   to SQL tables and the planning of loads and saves). A PostgreSQL back end would be a
-//!   `postgres.rs` beside `sqlite.rs` with its own dialect; a Cairn-object back end, a
-//!   [`Persist`] implementation over an object's storage.
+//!   (`actor.rs`), the back ends (`file.rs`, `sqlite.rs`, `postgres.rs` with `postgres/session.rs`
+//!   for its connection, `cairn.rs` with `cairn/layout.rs` for the room layout and
+//!   `cairn/embedded.rs`, `cairn/remote.rs` for its two flavours), and what database back ends
+//!   share (`database.rs`: modes, SQL rendering per dialect; `tabular.rs`: the mapping of store
+//!   tables to SQL tables and the planning of loads and saves).
 //! - `error.rs`: [`Error`].
 //!
 //! # Example
@@ -64,8 +71,12 @@ pub use content::{
     Changes, Content, DELETED, Id, Row, RowChanges, Table, TableChanges, Tables, TablesChanges, Values, ValuesChanges,
 };
 pub use error::{Error, Result};
+#[cfg(feature = "cairn")]
+pub use persister::cairn::{CairnPersister, CairnStorage};
 pub use persister::database::{DatabaseConfig, DatabaseMode, JsonConfig};
 pub use persister::file::{FilePersister, FileStorage};
+#[cfg(feature = "postgres")]
+pub use persister::postgres::{ChangeDetection, PostgresPersister, PostgresStorage};
 pub use persister::sqlite::{SqlitePersister, SqliteStorage};
 pub use persister::tabular::{TableLoad, TableSave, TabularConfig, ValuesMapping};
 pub use persister::{OnIgnoredError, OnSqlCommand, Persist, Persister, PersisterOptions, PersisterStats};
@@ -73,3 +84,7 @@ pub use schema::{CellSchema, TablesSchema, ValueSchema, ValuesSchema};
 pub use store::{
     CellDiff, ListenerId, MAX_LISTENER_DEPTH, RowDiff, Store, TableDiff, TablesDiff, Transaction, ValueDiff, ValuesDiff,
 };
+/// The PostgreSQL client the PostgreSQL back end uses, for its connection settings
+/// ([`tokio_postgres::Config`]).
+#[cfg(feature = "postgres")]
+pub use tokio_postgres;

@@ -70,8 +70,18 @@ impl<P: Persist> Actor<P> {
                 }
             }
         }
+        self.stop_watching().await;
         self.shared.auto_save.store(false, Ordering::SeqCst);
         self.shared.auto_load.store(false, Ordering::SeqCst);
+    }
+
+    /// Ends auto-load's polling and the back end's listening, if auto-load runs.
+    async fn stop_watching(&mut self) {
+        if self.poll.take().is_some()
+            && let Err(error) = self.storage.set_watching(false).await
+        {
+            self.report("stop watching for changes", &error);
+        }
     }
 
     /// Runs a command; `false` when the persister is destroyed.
@@ -84,6 +94,12 @@ impl<P: Persist> Actor<P> {
                 let _ = reply.send(self.save(true).await);
             }
             Command::StartAutoLoad { default, reply } => {
+                // Listening starts before the load: a change after it is in the load or signalled.
+                if self.poll.is_none()
+                    && let Err(error) = self.storage.set_watching(true).await
+                {
+                    self.report("watch for changes", &error);
+                }
                 let _ = self.load(default).await;
                 if self.poll.is_none() {
                     let period = self.options.poll_interval;
@@ -95,7 +111,7 @@ impl<P: Persist> Actor<P> {
                 let _ = reply.send(());
             }
             Command::StopAutoLoad { reply } => {
-                self.poll = None;
+                self.stop_watching().await;
                 self.shared.auto_load.store(false, Ordering::SeqCst);
                 let _ = reply.send(());
             }
@@ -115,7 +131,7 @@ impl<P: Persist> Actor<P> {
                 let _ = reply.send(());
             }
             Command::Destroy { reply } => {
-                self.poll = None;
+                self.stop_watching().await;
                 self.shared.auto_load.store(false, Ordering::SeqCst);
                 self.shared.auto_save.store(false, Ordering::SeqCst);
                 let _ = reply.send(());

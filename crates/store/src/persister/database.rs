@@ -1,6 +1,6 @@
 //! What database back ends share: their configuration ([`DatabaseConfig`]: JSON or tabular mode,
 //! the `on_sql_command` hook) and the SQL they run, rendered from the operations `tabular.rs`
-//! plans, in a dialect (SQLite now; PostgreSQL differs only in placeholders, column type and how
+//! plans, in a dialect (SQLite and PostgreSQL differ only in placeholders, column type and how
 //! a JSON array of ids is unnested).
 //!
 //! Layout in the database, as TinyBase's database persisters lay it out:

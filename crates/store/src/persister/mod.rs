@@ -2,8 +2,11 @@
 //!
 //! A [`Persister`] is generic over a small storage trait, [`Persist`] (read the content, write
 //! it, tell whether someone else changed it), so a back end is little more than those three
-//! methods. Back ends here: a JSON file (`file.rs`) and SQLite (`sqlite.rs`); database back ends
-//! share their modes and the tabular mapping (`database.rs`, `tabular.rs`).
+//! methods; back ends that are told of changes also give a signal ([`Persist::change_signal`])
+//! and listen only while auto-loading ([`Persist::set_watching`]). Back ends here: a JSON file
+//! (`file.rs`), SQLite (`sqlite.rs`), PostgreSQL (`postgres.rs`, feature `postgres`) and a
+//! Cairn object (`cairn.rs`, feature `cairn`); database back ends share their modes and the
+//! tabular mapping (`database.rs`, `tabular.rs`).
 //!
 //! Invariants:
 //! - Each persister owns one tokio task that runs all of its loads and saves, one at a time:
@@ -32,8 +35,12 @@
 //! overwritten by what the load applies.
 
 mod actor;
+#[cfg(feature = "cairn")]
+pub(crate) mod cairn;
 pub(crate) mod database;
 pub(crate) mod file;
+#[cfg(feature = "postgres")]
+pub(crate) mod postgres;
 pub(crate) mod sqlite;
 pub(crate) mod tabular;
 
@@ -58,7 +65,8 @@ pub type OnIgnoredError = Arc<dyn Fn(&Error) + Send + Sync>;
 
 /// A hook called with the text and parameters of each SQL statement a database persister runs
 /// (TinyBase's `onSqlCommand`), before running it. Parameters are given as cells: ids and JSON
-/// as strings, booleans as they are (SQLite receives them as 1 and 0).
+/// as strings, booleans as they are (SQLite receives them as 1 and 0; PostgreSQL receives a
+/// cell bound for a text column as its JSON).
 pub type OnSqlCommand = Arc<dyn Fn(&str, &[Cell]) + Send + Sync>;
 
 /// A storage back end: where a [`Persister`] reads and writes a store's content.
@@ -85,9 +93,20 @@ pub trait Persist: Send + Sync + 'static {
     }
 
     /// For back ends that are told of changes (a database's notifications): notified, auto-load
-    /// loads at once instead of waiting for the next poll. The default is none.
+    /// loads at once instead of waiting for the next poll. The default is none. Called once, when
+    /// the persister starts; a back end notifies it only for changes made by others (or when it
+    /// knows it missed some), never for its own writes.
     fn change_signal(&self) -> Option<Arc<Notify>> {
         None
+    }
+
+    /// Called with `true` when auto-load starts, before its first load, and with `false` when it
+    /// stops: a back end that is told of changes listens for them only meanwhile (TinyBase's
+    /// `addPersisterListener` and `delPersisterListener`). A failure is reported and auto-load
+    /// goes on (polling still runs). The default does nothing.
+    fn set_watching(&self, watching: bool) -> impl Future<Output = Result<(), Error>> + Send {
+        let _ = watching;
+        async { Ok(()) }
     }
 }
 

@@ -1,7 +1,7 @@
 //! Tabular mode for database back ends: store tables mapped to SQL tables, one row per store
 //! row, one column per cell, as TinyBase's tabular database persisters map them. The mapping
 //! ([`TabularConfig`]) and the planning of loads and saves live here, free of any database, so
-//! every SQL back end (SQLite now, PostgreSQL later) shares them; a back end reads the columns of
+//! every SQL back end (SQLite, PostgreSQL) shares them; a back end reads the columns of
 //! the managed tables, runs the planned [`Op`]s (rendered by `database.rs`) and reads rows.
 //!
 //! Rules (TinyBase's):

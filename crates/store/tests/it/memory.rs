@@ -209,3 +209,59 @@ fn a_persister_needs_a_tokio_runtime() {
     let error = Persister::new(&Store::new(), Memory::default(), PersisterOptions::new()).unwrap_err();
     assert_eq!(error.code(), "store.no_runtime");
 }
+
+/// A back end that is told of changes (as a database's notifications tell): it records the
+/// framework's calls, and the test plays the other writer and the notification.
+#[derive(Clone, Default)]
+struct Pushed {
+    calls: Arc<Mutex<Vec<&'static str>>>,
+    stored: Arc<Mutex<Option<Content>>>,
+    signal: Arc<tokio::sync::Notify>,
+}
+
+impl Persist for Pushed {
+    async fn get_content(&self) -> Result<Option<Content>, Error> {
+        self.calls.lock().unwrap().push("load");
+        Ok(self.stored.lock().unwrap().clone())
+    }
+
+    async fn set_content(&self, content: &Content, _: Option<&Changes>) -> Result<(), Error> {
+        self.calls.lock().unwrap().push("save");
+        *self.stored.lock().unwrap() = Some(content.clone());
+        Ok(())
+    }
+
+    fn change_signal(&self) -> Option<Arc<tokio::sync::Notify>> {
+        Some(self.signal.clone())
+    }
+
+    async fn set_watching(&self, watching: bool) -> Result<(), Error> {
+        self.calls.lock().unwrap().push(if watching { "watch" } else { "unwatch" });
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_back_end_watches_only_while_auto_loading_and_its_signal_loads_at_once() {
+    let storage = Pushed::default();
+    let store = Store::new();
+    // No poll would come in time: only the signal can load.
+    let options = PersisterOptions::new().poll_interval(std::time::Duration::from_secs(3600));
+    let persister = Persister::new(&store, storage.clone(), options).unwrap();
+    persister.load(None).await.unwrap();
+    assert_eq!(*storage.calls.lock().unwrap(), ["load"], "an explicit load does not watch");
+
+    persister.start_auto_load(None).await.unwrap();
+    assert_eq!(*storage.calls.lock().unwrap(), ["load", "watch", "load"], "watching starts before the first load");
+    *storage.stored.lock().unwrap() = Some(content(r#"[{},{"n":1}]"#));
+    storage.signal.notify_one();
+    eventually("the signalled change to load", || store.value("n") == Some(Cell::from(1))).await;
+
+    persister.stop_auto_load().await.unwrap();
+    persister.start_auto_load(None).await.unwrap();
+    persister.destroy().await;
+    assert_eq!(
+        *storage.calls.lock().unwrap(),
+        ["load", "watch", "load", "load", "unwatch", "watch", "load", "unwatch"]
+    );
+}
