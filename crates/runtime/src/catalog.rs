@@ -58,6 +58,33 @@ impl Catalog {
             .map_err(catalog_err("register an object"))
     }
 
+    /// Every object after `after` in (namespace, name) order, at most `limit`.
+    pub(crate) fn objects_after(
+        &self,
+        after: Option<&(String, String)>,
+        limit: usize,
+    ) -> Result<Vec<(String, String)>> {
+        let (ns, name) = after.map_or(("", ""), |(n, m)| (n.as_str(), m.as_str()));
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT namespace, name FROM objects WHERE (namespace, name) > (?1, ?2)
+                 ORDER BY namespace, name LIMIT ?3",
+            )
+            .map_err(catalog_err("list objects"))?;
+        stmt.query_map(params![ns, name, i64::try_from(limit).unwrap_or(i64::MAX)], |r| Ok((r.get(0)?, r.get(1)?)))
+            .and_then(Iterator::collect)
+            .map_err(catalog_err("list objects"))
+    }
+
+    /// Writes a consistent copy of the catalog to `dest`.
+    pub(crate) fn vacuum_into(&self, dest: &Path) -> Result<()> {
+        let dest = dest
+            .to_str()
+            .ok_or(Error::Io { context: "name a catalog copy", source: std::io::ErrorKind::InvalidInput.into() })?;
+        self.conn.execute("VACUUM INTO ?1", [dest]).map(drop).map_err(catalog_err("copy the catalog"))
+    }
+
     /// The indexed alarm of an object.
     pub(crate) fn indexed_alarm(&self, ns: &str, name: &str) -> Result<Option<i64>> {
         use rusqlite::OptionalExtension;

@@ -353,6 +353,25 @@ impl ObjectRef {
         self.history_op(|reply| HistoryOp::Install { image, reply }).await
     }
 
+    /// Replaces the object's storage (KV, SQL tables, alarm) with `image`, as one commit,
+    /// creating the object if it was never written. `image` must be a file written by
+    /// [`cairn_storage::import::prepare`] (which checks an uploaded SQLite file), on the data
+    /// directory's file system. The file is consumed: moved into place, or removed if the
+    /// import fails. Returns the bookmark of the state it replaced, which undoes the import
+    /// (the bookmark of the empty object, sequence 0, for an object that did not exist).
+    ///
+    /// Needs the commit log (durability `fsync`); history may be off.
+    ///
+    /// # Errors
+    /// [`cairn_storage::Error::InvalidImport`] if the image is larger than the namespace's size
+    /// limit or not an object image; [`Error::HistoryDisabled`] without the commit log;
+    /// I/O errors moving the file.
+    pub async fn import(&self, image: std::path::PathBuf) -> Result<Bookmark> {
+        // Images the runtime builds itself live in `history/tmp/`; the shard tells a fork's
+        // image from an import by that (see `shard/pitr.rs`).
+        self.history_op(|reply| HistoryOp::Install { image, reply }).await
+    }
+
     async fn history_op(&self, op: impl FnOnce(HistoryReply) -> HistoryOp) -> Result<Bookmark> {
         let (tx, rx) = oneshot::channel();
         let op = op(Box::new(move |r| {

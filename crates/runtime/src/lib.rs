@@ -27,6 +27,7 @@
 //! # Ok(()) }
 //! ```
 
+mod backup;
 mod catalog;
 mod config;
 mod error;
@@ -39,13 +40,17 @@ mod stats;
 mod syncer;
 mod watch;
 
-use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use cairn_storage::layout;
 use tokio::sync::mpsc;
 
+pub use backup::{
+    CopiedObject, LogPosition, SegmentFile, count_whole_records, log_segment_path, parse_segment_file_name,
+    record_timestamps, records_until, whole_records_len,
+};
 pub use config::{Durability, HistoryConfig, RuntimeBuilder, RuntimeConfig};
 pub use error::{Error, Result};
 pub use handle::{ObjectRef, panic_message};
@@ -87,6 +92,10 @@ struct Inner {
     history: Option<Mutex<history::History>>,
     /// Commit subscribers.
     watchers: Arc<watch::Watchers>,
+    /// Durable ends of the commit logs (shared with the shards and the syncer).
+    durable: Arc<Durable>,
+    /// Compaction keeps segments with records newer than this (ms; `i64::MAX`: no pin).
+    history_pin: AtomicI64,
 }
 
 struct Threads {
@@ -131,10 +140,14 @@ impl Runtime {
         let config = Arc::new(config);
         let stats = Arc::new(Stats::default());
         let catalog = Catalog::open(&config.data_dir)?;
-        let durable = Arc::new(Durable {
-            rounds: (0..config.shards).map(|_| AtomicU64::new(0)).collect(),
-            poisoned: AtomicBool::new(false),
-        });
+        for (ns, name, alarm) in &recovery.replayed {
+            catalog.register_object(ns, name, config.clock.now_ms())?;
+            catalog.set_alarm(ns, name, *alarm, false)?;
+        }
+        if !recovery.replayed.is_empty() {
+            catalog.wal().sync_data().map_err(|e| Error::durability("sync the catalog after recovery", &e))?;
+        }
+        let durable = Arc::new(Durable::new(config.shards));
         let (syncer_tx, syncer_rx) = std::sync::mpsc::channel();
         let syncer = {
             let durable = Arc::clone(&durable);
@@ -145,7 +158,7 @@ impl Runtime {
                 .spawn(move || syncer::run(syncer_rx, durable, threshold, stats))
                 .map_err(|source| Error::Io { context: "start the durability thread", source })?
         };
-        let handle = SyncerHandle { tx: syncer_tx.clone(), durable };
+        let handle = SyncerHandle { tx: syncer_tx.clone(), durable: Arc::clone(&durable) };
         let watchers = Arc::new(watch::Watchers::default());
         let mut senders = Vec::with_capacity(config.shards);
         let mut threads = Vec::with_capacity(config.shards);
@@ -177,6 +190,8 @@ impl Runtime {
                 catalog: Mutex::new(catalog),
                 history: history.map(Mutex::new),
                 watchers,
+                durable,
+                history_pin: AtomicI64::new(i64::MAX),
             }),
         })
     }
@@ -313,6 +328,8 @@ impl Runtime {
         let Some(history) = &self.inner.history else { return Ok(0) };
         let window = i64::try_from(self.inner.config.history.longest_retention().as_millis()).unwrap_or(i64::MAX);
         let cutoff = self.inner.config.clock.now_ms().saturating_sub(window);
+        // A backup that has not shipped newer records yet pins them.
+        let cutoff = cutoff.min(self.inner.history_pin.load(Ordering::SeqCst));
         history.lock().map_err(|_| Error::ShuttingDown)?.compact(cutoff)
     }
 

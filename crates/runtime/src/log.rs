@@ -182,6 +182,11 @@ impl CommitLog {
         Ok(Some(Arc::clone(&self.file)))
     }
 
+    /// The open segment's number and how many bytes of records it holds (flushed ones).
+    pub(crate) fn position(&self) -> (u64, u64) {
+        (self.segment, self.len)
+    }
+
     /// Whether the segment is due for rotation.
     pub(crate) fn is_full(&self) -> bool {
         self.len >= self.segment_bytes
@@ -291,6 +296,10 @@ pub(crate) struct Recovery {
     pub(crate) segments: usize,
     pub(crate) records: usize,
     pub(crate) objects_repaired: usize,
+    /// Objects the replay wrote to, with their alarm afterwards (for the catalog: an object
+    /// created, or an alarm set, by a replayed commit may be missing from it, as after a
+    /// restore from a backup).
+    pub(crate) replayed: Vec<(String, String, Option<i64>)>,
 }
 
 /// Replays the commit log into the object files, then hands every segment to `history` to
@@ -327,8 +336,9 @@ pub(crate) fn recover(data_dir: &Path, history: Option<&crate::history::History>
     report.segments = segments.len();
     for ((ns, name), mut records) in by_object {
         records.sort_by_key(|(seq, _)| *seq);
-        if replay_object(data_dir, &ns, &name, &records)? {
+        if let Some(alarm) = replay_object(data_dir, &ns, &name, &records)? {
             report.objects_repaired += 1;
+            report.replayed.push((ns, name, alarm));
         }
     }
     for (path, records, end) in sealed {
@@ -347,7 +357,9 @@ pub(crate) fn recover(data_dir: &Path, history: Option<&crate::history::History>
     Ok(report)
 }
 
-fn replay_object(data_dir: &Path, ns: &str, name: &str, records: &[LoggedCommit]) -> Result<bool> {
+/// Replays one object's records; returns `None` if there was nothing to apply, or the
+/// object's alarm after the replay.
+fn replay_object(data_dir: &Path, ns: &str, name: &str, records: &[LoggedCommit]) -> Result<Option<Option<i64>>> {
     let path = layout::object_path(data_dir, ns, name);
     let wal = PathBuf::from(format!("{}-wal", path.display()));
     let header_ok = std::fs::metadata(&path).is_ok_and(|m| m.len() >= 4096);
@@ -386,7 +398,7 @@ fn replay_object(data_dir: &Path, ns: &str, name: &str, records: &[LoggedCommit]
         expected += 1;
     }
     if frames.is_empty() {
-        return Ok(false);
+        return Ok(None);
     }
     let _ = std::fs::remove_file(&wal);
     apply_frames(&path, &frames)?;
@@ -401,7 +413,7 @@ fn replay_object(data_dir: &Path, ns: &str, name: &str, records: &[LoggedCommit]
             message: format!("object {ns}/{name}: replay ended at commit {got}, expected {}", expected - 1),
         });
     }
-    Ok(true)
+    Ok(Some(storage.get_alarm()?))
 }
 
 fn wal_has_frames(wal: &Path) -> bool {

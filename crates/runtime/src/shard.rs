@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -46,6 +46,13 @@ pub(crate) enum Command {
     History { ns: Arc<str>, name: Arc<str>, op: HistoryOp },
     /// Close an object (its next event reopens it, applying a pending restore).
     Close { ns: Arc<str>, name: Arc<str>, reply: tokio::sync::oneshot::Sender<()> },
+    /// Copy objects' files for a backup snapshot, between rounds and after this shard's log
+    /// is durable.
+    CopyObjects {
+        objects: Vec<(String, String)>,
+        dest: PathBuf,
+        reply: tokio::sync::oneshot::Sender<crate::Result<Vec<crate::backup::CopiedObject>>>,
+    },
     /// Stop taking commands, finish the queued ones, close every object and exit.
     Shutdown,
 }
@@ -193,6 +200,7 @@ impl Shard {
             let mut round = Round { shard: self.index, id: self.round_id, files: Vec::new(), replies: Vec::new() };
             let mut next = Some(first);
             let mut n = 0;
+            let mut copy = None;
             while let Some(cmd) = next.take() {
                 match cmd {
                     Command::Event { ns, name, job } => self.handle_event(ns, name, job, &mut round),
@@ -205,6 +213,11 @@ impl Shard {
                         stopping = true;
                         rx.close();
                     }
+                    Command::CopyObjects { objects, dest, reply } => {
+                        // Ends the round: the copy comes after its commits are durable.
+                        copy = Some((objects, dest, reply));
+                        break;
+                    }
                 }
                 n += 1;
                 if n < self.config.max_round_events {
@@ -212,6 +225,9 @@ impl Shard {
                 }
             }
             self.submit(round);
+            if let Some((objects, dest, reply)) = copy {
+                let _ = reply.send(self.copy_objects(&objects, &dest));
+            }
             self.evict_over_budget();
             self.rotate_log_if_full();
         }
@@ -251,6 +267,7 @@ impl Shard {
             // allocated, as in plain SQLite. Its records are still written to the log (not
             // synced), so that the log stays contiguous: the next synced round's fdatasync
             // makes them durable too, and until then the WAL holds them.
+            let log_synced = !matches!(commits, RoundCommits::One(..));
             let flushed = match commits {
                 RoundCommits::One(key, wal) => {
                     round.files.extend(self.objects.get_mut(&key).and_then(|slot| slot.dir.take()));
@@ -258,6 +275,14 @@ impl Shard {
                 }
                 RoundCommits::None | RoundCommits::Many => log.flush(),
             };
+            let (segment, end) = log.position();
+            // Only a round that syncs the log makes its records durable (what a backup ships).
+            if log_synced
+                && let Ok(Some(_)) = &flushed
+                && let Some(mut ends) = self.syncer.durable.log_ends.get(self.index).and_then(|e| e.lock().ok())
+            {
+                ends.written(round.id, segment, end);
+            }
             match flushed {
                 Ok(Some(file)) => round.files.push(file),
                 Ok(None) => {}
@@ -488,7 +513,14 @@ impl Shard {
             self.syncer.durable.poisoned.store(true, Ordering::SeqCst);
             return;
         }
-        match log.rotate() {
+        let (segment, end) = log.position();
+        let rotated = log.rotate();
+        if rotated.is_ok()
+            && let Some(mut ends) = self.syncer.durable.log_ends.get(self.index).and_then(|e| e.lock().ok())
+        {
+            ends.sealed(segment, end);
+        }
+        match rotated {
             Ok(Some(sealed)) => {
                 if let Some(h) = &self.history
                     && let Err(e) = h.archive(&sealed)
@@ -499,6 +531,22 @@ impl Shard {
             Ok(None) => {}
             Err(e) => tracing::error!(error = %e, "failed to rotate the commit log"),
         }
+    }
+
+    /// Copies objects' files (see `backup.rs`). One `syncfs` first makes every commit this
+    /// shard has written durable, so no copy holds a commit a crash could still lose.
+    fn copy_objects(
+        &mut self,
+        objects: &[(String, String)],
+        dest: &Path,
+    ) -> crate::Result<Vec<crate::backup::CopiedObject>> {
+        let dir = File::open(&self.config.data_dir)
+            .map_err(|source| Error::Io { context: "open the data directory", source })?;
+        rustix::fs::syncfs(&dir).map_err(|e| Error::durability("syncfs before a backup copy", &e.into()))?;
+        objects
+            .iter()
+            .map(|(ns, name)| crate::backup::copy_object_files(&self.config.data_dir, ns, name, dest))
+            .collect()
     }
 
     fn evict_over_budget(&mut self) {

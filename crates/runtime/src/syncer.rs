@@ -15,10 +15,11 @@
 //! file system, which writes back and flushes everything in one device flush. See
 //! `docs/decisions/0002-group-commit.md` for the measurements behind this.
 
+use std::collections::VecDeque;
 use std::fs::File;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, Sender};
+use std::sync::{Arc, Mutex};
 
 use crate::Error;
 use crate::stats::Stats;
@@ -46,6 +47,65 @@ pub(crate) struct Durable {
     pub(crate) rounds: Vec<AtomicU64>,
     /// Set after a failed sync: the runtime refuses writes from then on.
     pub(crate) poisoned: AtomicBool,
+    /// Per shard, where its commit log is durable up to (what a backup may ship).
+    pub(crate) log_ends: Vec<Mutex<LogEnds>>,
+}
+
+impl Durable {
+    pub(crate) fn new(shards: usize) -> Self {
+        Durable {
+            rounds: (0..shards).map(|_| AtomicU64::new(0)).collect(),
+            poisoned: AtomicBool::new(false),
+            log_ends: (0..shards).map(|_| Mutex::new(LogEnds::default())).collect(),
+        }
+    }
+
+    /// The durable end of each shard's commit log: `(shard, segment, bytes)`, for shards
+    /// whose log has been written since the start.
+    pub(crate) fn log_positions(&self) -> Vec<(usize, u64, u64)> {
+        let mut out = Vec::new();
+        for (shard, ends) in self.log_ends.iter().enumerate() {
+            if let Some((segment, end)) = ends.lock().ok().and_then(|e| e.durable) {
+                out.push((shard, segment, end));
+            }
+        }
+        out
+    }
+}
+
+/// Ends of one shard's commit log written by rounds not yet durable, and the durable end.
+#[derive(Default)]
+pub(crate) struct LogEnds {
+    /// `(round id, segment, end offset)` in round order.
+    pending: VecDeque<(u64, u64, u64)>,
+    durable: Option<(u64, u64)>,
+}
+
+impl LogEnds {
+    /// Notes that round `round` leaves the log ending at `end` in `segment`.
+    pub(crate) fn written(&mut self, round: u64, segment: u64, end: u64) {
+        self.pending.push_back((round, segment, end));
+    }
+
+    /// Notes that a segment was sealed (after a `syncfs`): all of it is durable.
+    pub(crate) fn sealed(&mut self, segment: u64, end: u64) {
+        self.pending.retain(|(_, s, _)| *s > segment);
+        if self.durable.is_none_or(|(s, _)| s <= segment) {
+            self.durable = Some((segment, end));
+        }
+    }
+
+    fn completed(&mut self, round: u64) {
+        while let Some(&(id, segment, end)) = self.pending.front() {
+            if id > round {
+                break;
+            }
+            self.pending.pop_front();
+            if self.durable.is_none_or(|d| d <= (segment, end)) {
+                self.durable = Some((segment, end));
+            }
+        }
+    }
 }
 
 pub(crate) fn run(rx: Receiver<Round>, durable: Arc<Durable>, syncfs_threshold: usize, stats: Arc<Stats>) {
@@ -93,6 +153,11 @@ pub(crate) fn sync_round_files(
 pub(crate) fn complete(round: Round, error: Option<&Error>, durable: &Durable) {
     if let Some(slot) = durable.rounds.get(round.shard) {
         slot.fetch_max(round.id, Ordering::SeqCst);
+    }
+    if error.is_none()
+        && let Some(mut ends) = durable.log_ends.get(round.shard).and_then(|e| e.lock().ok())
+    {
+        ends.completed(round.id);
     }
     for reply in round.replies {
         reply(error.map(Error::duplicate));

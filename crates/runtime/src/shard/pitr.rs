@@ -1,5 +1,5 @@
 //! Point-in-time operations on a shard's objects: bookmarks for a time, restores (now or at the
-//! next open), images at a bookmark (for forks and exports) and installing a fork.
+//! next open), images at a bookmark (for forks and exports), installing a fork, and imports.
 //!
 //! A restore is one ordinary commit: the object's state at the bookmark, rebuilt from history
 //! into a new file, stamped with the next sequence number and swapped in; its log record holds
@@ -22,6 +22,18 @@ use crate::syncer::Round;
 
 fn io(context: &'static str) -> impl FnOnce(std::io::Error) -> Error {
     move |source| Error::Io { context, source }
+}
+
+/// What an image swapped in over an object's file is to that object.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Swap {
+    /// Its own earlier state (a restore): the image keeps the identity it has.
+    Restore,
+    /// Its first state (a fork's target, or an import into an object never written): stamped
+    /// with the object's identity, after an empty creation record.
+    Create,
+    /// A new state from elsewhere (an import): stamped with the object's identity.
+    Replace,
 }
 
 /// Takes a base of an object that history cannot rebuild at its latest commit (data from
@@ -61,13 +73,20 @@ impl Shard {
             },
             HistoryOp::RestoreOnNextStart { to, reply } => reply(self.restore_on_next_start(ns, name, to)),
             HistoryOp::Image { at, dest, reply } => reply(self.image(ns, name, at, &dest, round)),
-            HistoryOp::Install { image, reply } => match self.install(ns, name, &image, round) {
-                Ok(b) => self.reply_when_durable(round, reply, b),
-                Err(e) => {
-                    let _ = std::fs::remove_file(&image);
-                    reply(Err(e));
+            HistoryOp::Install { image, reply } => {
+                // A fork's image is built by the runtime in history's temporary directory; any
+                // other file is an import (`ObjectRef::import`).
+                let fork = self.history.as_ref().is_some_and(|h| image.parent() == h.temp_path().parent());
+                let installed =
+                    if fork { self.install(ns, name, &image, round) } else { self.import(ns, name, &image, round) };
+                match installed {
+                    Ok(b) => self.reply_when_durable(round, reply, b),
+                    Err(e) => {
+                        let _ = std::fs::remove_file(&image);
+                        reply(Err(e));
+                    }
                 }
-            },
+            }
         }
     }
 
@@ -247,8 +266,42 @@ impl Shard {
         self.close(&key);
         let seq = undo.seq + 1;
         let ts = self.config.clock.now_ms().max(i64::try_from(undo.timestamp_ms).unwrap_or(0));
-        self.swap_in(ns, name, &tmp, &path, seq, ts, false)?;
+        self.swap_in(ns, name, &tmp, &path, seq, ts, Swap::Restore)?;
         self.after_install(ns, name, round, false)?;
+        Ok(undo)
+    }
+
+    /// Replaces an object's state with an image made by `cairn_storage::import::prepare`, as its
+    /// next commit (its first, with a creation record, if it was never written). Returns the
+    /// bookmark of the state it replaced.
+    fn import(&mut self, ns: &Arc<str>, name: &Arc<str>, image: &Path, round: &mut Round) -> Result<Bookmark, Error> {
+        if self.log.is_none() {
+            return Err(Error::HistoryDisabled);
+        }
+        let invalid = |reason: String| Error::Storage(cairn_storage::Error::InvalidImport { reason });
+        let limit = self.config.limits_for(ns).max_database_bytes;
+        let len = std::fs::metadata(image).map_err(io("read the size of an import image"))?.len();
+        if len > limit {
+            return Err(invalid(format!(
+                "the database is {len} bytes, larger than the object's limit of {limit} bytes"
+            )));
+        }
+        if len % 4096 != 0 || cairn_storage::image::image_commit(image).is_err() {
+            return Err(invalid(
+                "the file is not an object image (make it with cairn_storage::import::prepare)".into(),
+            ));
+        }
+        let key = self.open_slot(ns, name)?;
+        let slot = self.objects.get(&key).ok_or(Error::ShuttingDown)?;
+        let undo = slot.storage.current_bookmark();
+        let path = slot.storage.path().to_path_buf();
+        let created = undo.seq == 0;
+        self.close(&key);
+        let seq = undo.seq + 1;
+        let ts = self.config.clock.now_ms().max(i64::try_from(undo.timestamp_ms).unwrap_or(0));
+        let swap = if created { Swap::Create } else { Swap::Replace };
+        self.swap_in(ns, name, image, &path, seq, ts, swap)?;
+        self.after_install(ns, name, round, created)?;
         Ok(undo)
     }
 
@@ -263,13 +316,13 @@ impl Shard {
         let path = slot.storage.path().to_path_buf();
         self.close(&key); // Never written: its file is removed.
         let ts = self.config.clock.now_ms();
-        self.swap_in(ns, name, image, &path, 1, ts, true)?;
+        self.swap_in(ns, name, image, &path, 1, ts, Swap::Create)?;
         self.after_install(ns, name, round, true)?;
         Ok(Bookmark { seq: 1, timestamp_ms: u64::try_from(ts).unwrap_or(0) })
     }
 
-    /// Stamps `image` as commit `seq` of the object, logs it (every page; a fork also logs an
-    /// empty creation record) and moves it over the object's file.
+    /// Stamps `image` as commit `seq` of the object, logs it (every page; a new object also
+    /// logs an empty creation record) and moves it over the object's file.
     #[allow(clippy::too_many_arguments)]
     fn swap_in(
         &mut self,
@@ -279,9 +332,9 @@ impl Shard {
         path: &Path,
         seq: u64,
         ts: i64,
-        fork: bool,
+        swap: Swap,
     ) -> Result<(), Error> {
-        stamp_image(image, seq, ts, fork.then_some((ns, name)))?;
+        stamp_image(image, seq, ts, (swap != Swap::Restore).then_some((ns, name)))?;
         let frames = image_frames(image)?;
         // A stale WAL would be applied to the new file: none may survive the swap.
         for suffix in ["-wal", "-shm"] {
@@ -299,7 +352,7 @@ impl Shard {
             File::open(parent).and_then(|d| d.sync_all()).map_err(io("sync an object directory"))?;
         }
         let log = self.log.as_mut().ok_or(Error::HistoryDisabled)?;
-        if fork {
+        if swap == Swap::Create {
             log.append(ns, name, 0, ts, &[]);
         }
         log.append(ns, name, seq, ts, &frames);
