@@ -111,7 +111,7 @@ pub struct Backup {
     /// Per target, the `captured_at` of its last successful pass.
     captured: Vec<watch::Receiver<i64>>,
     stop: watch::Sender<bool>,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
+    tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
 impl std::fmt::Debug for Backup {
@@ -157,7 +157,7 @@ impl Backup {
             tasks.push(tokio::spawn(shipper.run(stop.subscribe())));
             statuses.push(status);
         }
-        Ok(Backup { statuses, captured, stop, tasks })
+        Ok(Backup { statuses, captured, stop, tasks: Mutex::new(tasks) })
     }
 
     /// Each target's status.
@@ -175,9 +175,10 @@ impl Backup {
     }
 
     /// Runs a last pass on every target and stops.
-    pub async fn shutdown(mut self) {
+    pub async fn shutdown(&self) {
         let _ = self.stop.send(true);
-        for t in std::mem::take(&mut self.tasks) {
+        let tasks = self.tasks.lock().map(|mut t| std::mem::take(&mut *t)).unwrap_or_default();
+        for t in tasks {
             let _ = t.await;
         }
     }
@@ -185,8 +186,10 @@ impl Backup {
 
 impl Drop for Backup {
     fn drop(&mut self) {
-        for t in &self.tasks {
-            t.abort();
+        if let Ok(tasks) = self.tasks.lock() {
+            for t in tasks.iter() {
+                t.abort();
+            }
         }
     }
 }

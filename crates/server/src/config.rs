@@ -56,6 +56,8 @@ pub struct Config {
     pub rooms: RoomsConfig,
     /// Point-in-time history (`[history]`).
     pub history: HistorySettings,
+    /// Continuous backup (`[backup]`, `[[backup.targets]]`).
+    pub backup: BackupSettings,
     /// Built-in parties served under `/parties/{party}/{room}` (`[parties.NAME]`). Default:
     /// `chat` (kind `chat`), `yjs` (kind `yjs`) and `tinybase` (kind `tinybase`). Setting the
     /// table replaces the default.
@@ -114,6 +116,41 @@ impl HistorySettings {
             enabled: self.enabled,
             retention: days(self.retention_days),
             namespace_retention: self.namespace_retention_days.iter().map(|(ns, d)| (ns.clone(), days(*d))).collect(),
+        }
+    }
+}
+
+/// Continuous backup (`[backup]` with `[[backup.targets]]`): snapshots and the commit log
+/// shipped to every target (a directory or `s3://bucket/prefix`). Needs history on.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BackupSettings {
+    /// Where backups go. Default none (no backup).
+    pub targets: Vec<cairn_backup::TargetConfig>,
+    /// Time between shipping passes, in milliseconds. Default 1,000.
+    pub interval_ms: u64,
+    /// Time between snapshots, in seconds. Default 86,400 (daily).
+    pub snapshot_interval_secs: u64,
+    /// How far back a restore from the backup may go, in days. Default 30.
+    pub retention_days: u32,
+}
+
+impl Default for BackupSettings {
+    fn default() -> Self {
+        BackupSettings { targets: Vec::new(), interval_ms: 1000, snapshot_interval_secs: 86_400, retention_days: 30 }
+    }
+}
+
+impl BackupSettings {
+    /// The backup crate's form.
+    pub fn backup_config(&self) -> cairn_backup::BackupConfig {
+        cairn_backup::BackupConfig {
+            targets: self.targets.clone(),
+            interval: std::time::Duration::from_millis(self.interval_ms.max(1)),
+            snapshot_interval: std::time::Duration::from_secs(self.snapshot_interval_secs.max(1)),
+            retention: std::time::Duration::from_secs(u64::from(self.retention_days) * 86_400),
+            blob_dirs: vec![cairn_bucket::BLOB_DIR.to_owned()],
+            ..cairn_backup::BackupConfig::default()
         }
     }
 }
@@ -206,6 +243,7 @@ impl Default for Config {
             buckets: cairn_bucket::BucketLimits::default(),
             rooms: RoomsConfig::default(),
             history: HistorySettings::default(),
+            backup: BackupSettings::default(),
             parties: default_parties(),
         }
     }
@@ -313,6 +351,15 @@ impl Config {
         if let Some(n) = number("CAIRN_HISTORY_RETENTION_DAYS", "expected a number of days")? {
             config.history.retention_days = u32::try_from(n).unwrap_or(u32::MAX);
         }
+        if let Some(v) = env("CAIRN_BACKUP_TARGETS") {
+            // Comma-separated; S3 settings come from the AWS_* environment.
+            config.backup.targets.extend(
+                v.split(',').map(str::trim).filter(|t| !t.is_empty()).map(cairn_backup::TargetConfig::from_url),
+            );
+        }
+        if let Some(n) = number("CAIRN_BACKUP_INTERVAL_MS", "expected a number of milliseconds")? {
+            config.backup.interval_ms = n as u64;
+        }
         if let Some(v) = env("CAIRN_HISTORY") {
             config.history.enabled = match v.as_str() {
                 "on" | "true" | "1" => true,
@@ -393,6 +440,12 @@ impl Config {
         }
         if self.max_body_bytes == 0 {
             return Err(ConfigError::Invalid("max_body_bytes must be positive".to_owned()));
+        }
+        if !self.backup.targets.is_empty() && !(self.history.enabled && self.durability == Durability::Fsync) {
+            return Err(ConfigError::Invalid(
+                "backup ships the commit log kept as history: it needs [history] enabled = true and durability = \"fsync\""
+                    .to_owned(),
+            ));
         }
         Ok(())
     }

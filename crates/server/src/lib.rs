@@ -125,6 +125,15 @@ pub(crate) async fn serve_state(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let runtime = state.runtime().clone();
+    if !config.backup.targets.is_empty() {
+        let backup = cairn_backup::Backup::start(runtime.clone(), config.backup.backup_config())
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        for t in &config.backup.targets {
+            tracing::info!(target = %t.url, "backing up continuously");
+        }
+        let _ = state.inner.backup.set(std::sync::Arc::new(backup));
+    }
+    let backup_state = state.clone();
     let room_tasks = state.rooms().spawn_background();
     let rooms = state.rooms().clone();
     let janitor = tokio::spawn(purge_expired_kv(state.clone()));
@@ -165,6 +174,10 @@ pub(crate) async fn serve_state(
     // Upgraded WebSockets outlive the HTTP server's graceful shutdown: tell them to go.
     rooms.close_all(1001, "server shutting down");
     runtime.close();
+    // A last pass ships the final commits.
+    if let Some(backup) = backup_state.inner.backup.get() {
+        backup.shutdown().await;
+    }
     result
 }
 

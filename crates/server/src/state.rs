@@ -45,6 +45,8 @@ pub(crate) struct Inner {
     pub(crate) rooms_config: crate::config::RoomsConfig,
     /// Largest request body of the main API.
     pub(crate) max_body_bytes: usize,
+    /// The continuous backup, once started by the server.
+    pub(crate) backup: std::sync::OnceLock<Arc<cairn_backup::Backup>>,
 }
 
 /// What a request wants to do, for authorization.
@@ -95,6 +97,7 @@ impl AppState {
                 namespaces: config.namespaces.iter().cloned().collect(),
                 auto_create_namespaces: config.auto_create_namespaces,
                 metrics: Metrics::new(),
+                backup: std::sync::OnceLock::new(),
             }),
         })
     }

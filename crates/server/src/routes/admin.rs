@@ -24,8 +24,93 @@ pub(crate) async fn healthz() -> Json<serde_json::Value> {
 /// `GET /metrics`: Prometheus text exposition.
 pub(crate) async fn metrics(State(s): State<AppState>, headers: HeaderMap) -> Result<impl IntoResponse, ApiError> {
     s.authorize_any(&headers)?;
-    let text = s.inner.metrics.render(s.runtime().stats(), &s.rooms().stats());
+    let mut text = s.inner.metrics.render(s.runtime().stats(), &s.rooms().stats());
+    if let Some(backup) = s.inner.backup.get() {
+        backup_metrics(&mut text, &backup.status());
+    }
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text))
+}
+
+/// Each target's status with its lag now (ms since the newest write it is known to hold) and
+/// the p50/p99 of recent records' lag from commit to upload.
+fn backup_json(statuses: &[cairn_backup::TargetStatus]) -> serde_json::Value {
+    let now = now_ms();
+    let targets: Vec<serde_json::Value> = statuses
+        .iter()
+        .map(|t| {
+            let mut v = serde_json::to_value(t).unwrap_or_default();
+            if let Some(obj) = v.as_object_mut() {
+                obj.insert("lag_ms".into(), t.captured_at_ms.map(|c| now.saturating_sub(c)).into());
+                obj.insert("record_lag_p50_ms".into(), t.lag_percentile_ms(50.0).into());
+                obj.insert("record_lag_p99_ms".into(), t.lag_percentile_ms(99.0).into());
+            }
+            v
+        })
+        .collect();
+    serde_json::json!({ "enabled": !statuses.is_empty(), "targets": targets })
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// Adds the backup gauges to a text exposition (before its `# EOF`).
+fn backup_metrics(text: &mut String, statuses: &[cairn_backup::TargetStatus]) {
+    use std::fmt::Write as _;
+    let now = now_ms();
+    let mut out = String::new();
+    let label = |t: &cairn_backup::TargetStatus| t.target.replace('\\', "\\\\").replace('"', "\\\"");
+    let _ =
+        writeln!(out, "# HELP cairn_backup_lag_seconds Seconds since the newest write the target is known to hold.");
+    let _ = writeln!(out, "# TYPE cairn_backup_lag_seconds gauge");
+    for t in statuses {
+        if let Some(c) = t.captured_at_ms {
+            let _ = writeln!(
+                out,
+                "cairn_backup_lag_seconds{{target=\"{}\"}} {}",
+                label(t),
+                now.saturating_sub(c) as f64 / 1000.0
+            );
+        }
+    }
+    let _ = writeln!(out, "# HELP cairn_backup_last_success_timestamp_seconds When the last successful pass ended.");
+    let _ = writeln!(out, "# TYPE cairn_backup_last_success_timestamp_seconds gauge");
+    for t in statuses {
+        if let Some(s) = t.last_success_ms {
+            let _ = writeln!(
+                out,
+                "cairn_backup_last_success_timestamp_seconds{{target=\"{}\"}} {}",
+                label(t),
+                s as f64 / 1000.0
+            );
+        }
+    }
+    let _ = writeln!(out, "# HELP cairn_backup_failing Whether the last pass failed.");
+    let _ = writeln!(out, "# TYPE cairn_backup_failing gauge");
+    for t in statuses {
+        let _ = writeln!(out, "cairn_backup_failing{{target=\"{}\"}} {}", label(t), u8::from(t.last_error.is_some()));
+    }
+    let _ = writeln!(out, "# HELP cairn_backup_shipped_bytes Bytes uploaded since the start.");
+    let _ = writeln!(out, "# TYPE cairn_backup_shipped_bytes gauge");
+    for t in statuses {
+        let _ = writeln!(out, "cairn_backup_shipped_bytes{{target=\"{}\"}} {}", label(t), t.bytes_shipped);
+    }
+    match text.rfind("# EOF") {
+        Some(at) => text.insert_str(at, &out),
+        None => text.push_str(&out),
+    }
+}
+
+/// `GET /v1/backup`: each backup target's lag, last success and last error.
+pub(crate) async fn backup_status(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+) -> Result<impl IntoResponse, ApiError> {
+    s.authorize_any(&headers)?;
+    let statuses = s.inner.backup.get().map(|b| b.status()).unwrap_or_default();
+    Ok(Json(backup_json(&statuses)))
 }
 
 /// `GET /openapi.json`.
