@@ -33,5 +33,13 @@ fi
 bash tests/s3/install-rclone.sh
 CAIRN_BIN=target/debug/cairn "$VENV_S3/bin/pytest" -q -p no:cacheprovider tests/s3
 
+# Continuous backup to an S3 server that is not Cairn (moto in server mode), across a SIGKILL.
+VENV_BACKUP=target/venv-backup
+if [ ! -x "$VENV_BACKUP/bin/pytest" ]; then
+  python3 -m venv "$VENV_BACKUP"
+fi
+"$VENV_BACKUP/bin/pip" install --quiet --disable-pip-version-check -r tests/backup/requirements.txt
+CAIRN_BIN=target/debug/cairn "$VENV_BACKUP/bin/pytest" -q -p no:cacheprovider tests/backup
+
 # Real clients against the real binary's rooms: partysocket, yjs + y-websocket (npm, pinned).
 CAIRN_BIN=target/debug/cairn bash tests/rooms/run.sh
