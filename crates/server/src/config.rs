@@ -441,7 +441,8 @@ impl Config {
         if self.max_body_bytes == 0 {
             return Err(ConfigError::Invalid("max_body_bytes must be positive".to_owned()));
         }
-        if !self.backup.targets.is_empty() && !(self.history.enabled && self.durability == Durability::Fsync) {
+        let history_kept = self.history.enabled && self.durability == Durability::Fsync;
+        if !self.backup.targets.is_empty() && !history_kept {
             return Err(ConfigError::Invalid(
                 "backup ships the commit log kept as history: it needs [history] enabled = true and durability = \"fsync\""
                     .to_owned(),
