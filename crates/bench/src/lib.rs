@@ -14,6 +14,7 @@ mod kv;
 mod load;
 mod s3;
 mod server;
+pub mod store;
 
 pub use http::{HttpBenchOptions, HttpFigure, http};
 pub use kv::{KvBenchOptions, kv};

@@ -2,11 +2,14 @@
 
 use std::path::PathBuf;
 
+mod backup_cmd;
 mod bucket_cmd;
 mod kv_cmd;
 mod object_cmd;
 mod remote;
 mod sql_cmd;
+mod transfer;
+mod wrangler_cmd;
 
 use clap::{Parser, Subcommand};
 
@@ -83,6 +86,38 @@ enum Command {
         #[command(subcommand)]
         command: sql_cmd::SqlCommand,
     },
+    /// Import data from other tools into a running server: `wrangler` (the local state of
+    /// Wrangler and Miniflare). Exit codes as for `object`.
+    Import {
+        /// Server URL.
+        #[arg(long, env = "CAIRN_URL", default_value = "http://127.0.0.1:8787", global = true)]
+        url: String,
+        /// Bearer token.
+        #[arg(long, env = "CAIRN_TOKEN", hide_env_values = true, global = true)]
+        token: Option<String>,
+        #[command(subcommand)]
+        command: wrangler_cmd::ImportCommand,
+    },
+    /// Rebuild a data directory from a backup target (a directory or s3://bucket/prefix),
+    /// checking every checksum, as of --at if given. Then `cairn serve --data-dir DIR`.
+    Restore {
+        /// The backup target.
+        #[arg(long)]
+        from: String,
+        /// The directory to create (must be empty or absent).
+        #[arg(long, default_value = "./cairn-data")]
+        data_dir: PathBuf,
+        /// Restore the state as of this time (RFC 3339, or Unix seconds).
+        #[arg(long)]
+        at: Option<String>,
+        #[command(flatten)]
+        s3: backup_cmd::TargetArgs,
+    },
+    /// Continuous backup: `status`.
+    Backup {
+        #[command(subcommand)]
+        command: backup_cmd::BackupCommand,
+    },
     /// Run a benchmark and print one JSON object per figure.
     Bench {
         #[command(subcommand)]
@@ -155,6 +190,27 @@ enum Bench {
         #[arg(long, default_value_t = 1024)]
         memory_mib: u64,
     },
+    /// cairn-store's auto-save per persister (JSON file, SQLite, Cairn object embedded and
+    /// over HTTP, PostgreSQL with --postgres-url) against the same single-cell changes written
+    /// straight to SQLite.
+    Store {
+        /// Directory for every file (removed afterwards).
+        #[arg(long, default_value = "./cairn-bench")]
+        dir: PathBuf,
+        /// Rows in the store's one table.
+        #[arg(long, default_value_t = 10_000)]
+        rows: usize,
+        /// Changes in the stream, made as fast as possible with auto-save on (the anchor's
+        /// autocommit run makes the first 20,000 of them).
+        #[arg(long, default_value_t = 1_000_000)]
+        changes: usize,
+        /// Changes made one at a time, each once the previous one is saved.
+        #[arg(long, default_value_t = 500)]
+        latency_changes: usize,
+        /// A PostgreSQL server for the PostgreSQL persisters (skipped without one).
+        #[arg(long)]
+        postgres_url: Option<String>,
+    },
 }
 
 fn serve(
@@ -176,6 +232,8 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve { data_dir, listen, s3_listen, config } => serve(data_dir, listen, s3_listen, config)?,
+        Command::Restore { from, data_dir, at, s3 } => backup_cmd::restore(&from, data_dir, at, &s3)?,
+        Command::Backup { command } => backup_cmd::run(command)?,
         Command::Object { url, token, command } => {
             let code = object_cmd::run(&url, token, command);
             std::process::exit(code as i32);
@@ -186,6 +244,10 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Kv { url, token, command } => {
             let code = kv_cmd::run(&url, token, command);
+            std::process::exit(code as i32);
+        }
+        Command::Import { url, token, command } => {
+            let code = wrangler_cmd::run(&url, token, command);
             std::process::exit(code as i32);
         }
         Command::Sql { url, token, command } => {
@@ -239,6 +301,22 @@ fn main() -> anyhow::Result<()> {
                 memory_mib,
             };
             cairn_bench::s3(&opts, |figure| {
+                #[allow(clippy::print_stdout)]
+                {
+                    println!("{}", serde_json::to_string(figure).unwrap_or_default());
+                }
+            })?;
+            let _ = std::fs::remove_dir(&dir);
+        }
+        Command::Bench { which: Bench::Store { dir, rows, changes, latency_changes, postgres_url } } => {
+            let opts = cairn_bench::store::StoreBenchOptions {
+                dir: dir.clone(),
+                rows,
+                changes,
+                latency_changes,
+                postgres_url,
+            };
+            cairn_bench::store::store(&opts, |figure| {
                 #[allow(clippy::print_stdout)]
                 {
                     println!("{}", serde_json::to_string(figure).unwrap_or_default());

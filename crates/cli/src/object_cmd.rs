@@ -63,6 +63,19 @@ pub(crate) enum ObjectCommand {
         #[arg(long)]
         on_next_start: bool,
     },
+    /// Download the object's storage (KV entries, SQL tables, alarm) as a SQLite file, now or at
+    /// a bookmark; FILE `-` writes to standard output. Prints the bookmark of what was written.
+    Export {
+        ns: String,
+        name: String,
+        file: std::path::PathBuf,
+        #[arg(long)]
+        bookmark: Option<String>,
+    },
+    /// Replace the object's storage with a SQLite file, as one commit: a file from `export`, or
+    /// any SQLite database, whose tables become the object's SQL tables. Prints the new
+    /// bookmark and `previous_bookmark`, which undoes the import (`restore --bookmark`).
+    Import { ns: String, name: String, file: std::path::PathBuf },
     /// Create object NEW_NAME as a copy of this one (now, at a bookmark or at a time).
     Fork {
         ns: String,
@@ -147,6 +160,22 @@ async fn execute(client: &Client, command: ObjectCommand) -> Result<Output, Erro
             let req = cairn_client::api::RestoreRequest { bookmark, time_ms: parse_at(at.as_deref())?, on_next_start };
             serde_json::to_value(client.object(&ns, &name).restore(&req).await?).unwrap_or_default()
         }
+        ObjectCommand::Export { ns, name, file, bookmark } => {
+            let res = client.object(&ns, &name).export(bookmark.as_deref()).await?;
+            let described = export_response(res, &file, &format!("export {ns}/{name}")).await?;
+            if file == std::path::Path::new("-") {
+                return Ok(Output::Text(String::new())); // Standard output holds the file.
+            }
+            described
+        }
+        ObjectCommand::Import { ns, name, file } => {
+            let bar = crate::transfer::progress(0, &format!("import {ns}/{name}"));
+            let (body, len) = crate::transfer::file_body(&file, &bar).await?;
+            bar.set_length(len);
+            let out = client.object(&ns, &name).import(body, len).await;
+            bar.finish_and_clear();
+            out?
+        }
         ObjectCommand::Fork { ns, name, new_name, namespace, bookmark, at } => {
             let req = cairn_client::api::ForkRequest {
                 namespace,
@@ -157,4 +186,17 @@ async fn execute(client: &Client, command: ObjectCommand) -> Result<Output, Erro
             serde_json::json!({ "bookmark": client.object(&ns, &name).fork(&req).await? })
         }
     }))
+}
+
+/// Saves an export's body to `file` and describes it: `{"file", "bytes", "bookmark"}`.
+pub(crate) async fn export_response(
+    res: reqwest::Response,
+    file: &std::path::Path,
+    what: &str,
+) -> Result<serde_json::Value, Error> {
+    let bookmark = res.headers().get("x-cairn-bookmark").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let bar = crate::transfer::progress(res.content_length().unwrap_or(0), what);
+    let bytes = crate::transfer::save(res, file, &bar).await;
+    bar.finish_and_clear();
+    Ok(serde_json::json!({ "file": file, "bytes": bytes?, "bookmark": bookmark }))
 }

@@ -31,19 +31,37 @@ pub(crate) enum SqlCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Print the database as SQL (schema and rows), or write it to --output.
+    /// Print the database as SQL (schema and rows), or write it to --output; with `--format
+    /// sqlite`, write the database as a SQLite file (to --output).
     Export {
         database: String,
         #[arg(long)]
         output: Option<PathBuf>,
+        /// `sql`: a dump of statements (as `wrangler d1 export`); `sqlite`: the database file.
+        #[arg(long, value_enum, default_value_t = Format::Sql)]
+        format: Format,
+        /// With `--format sqlite`: the state at this bookmark instead of now.
+        #[arg(long)]
+        bookmark: Option<String>,
     },
-    /// Run a SQL file (for example a dump) as one atomic import.
+    /// Run a SQL file (for example a dump) as one atomic import. A SQLite file (recognized by
+    /// its header) instead replaces the database's tables, as one commit; the answer's
+    /// `previous_bookmark` undoes that.
     Import { database: String, file: PathBuf },
     /// Migrations in wrangler's convention (`migrations/NNNN_name.sql`, table `d1_migrations`).
     Migrations {
         #[command(subcommand)]
         command: MigrationsCommand,
     },
+}
+
+/// The formats of `sql export`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Format {
+    /// SQL statements.
+    Sql,
+    /// A SQLite database file.
+    Sqlite,
 }
 
 #[derive(Subcommand)]
@@ -101,7 +119,17 @@ async fn execute(client: &Client, command: SqlCommand) -> Result<Output, Error> 
                 Output::Text(results.iter().map(|r| table(&r["results"])).collect::<Vec<_>>().join("\n"))
             }
         }
-        SqlCommand::Export { database, output } => {
+        SqlCommand::Export { database, output, format: Format::Sqlite, bookmark } => {
+            let Some(path) = output else {
+                return Err(invalid("--format sqlite writes a file: give --output FILE".to_owned()));
+            };
+            let res = client.export_database(&database, bookmark.as_deref()).await?;
+            Output::Json(crate::object_cmd::export_response(res, &path, &format!("export {database}")).await?)
+        }
+        SqlCommand::Export { bookmark: Some(_), .. } => {
+            return Err(invalid("--bookmark needs --format sqlite".to_owned()));
+        }
+        SqlCommand::Export { database, output, format: Format::Sql, bookmark: None } => {
             let dump = sql.export(&database).await?;
             match output {
                 Some(path) => {
@@ -113,6 +141,14 @@ async fn execute(client: &Client, command: SqlCommand) -> Result<Output, Error> 
             }
         }
         SqlCommand::Import { database, file } => {
+            if is_sqlite_file(&file) {
+                let bar = crate::transfer::progress(0, &format!("import {database}"));
+                let (body, len) = crate::transfer::file_body(&file, &bar).await?;
+                bar.set_length(len);
+                let out = client.import_database(&database, body, len).await;
+                bar.finish_and_clear();
+                return Ok(Output::Json(out?));
+            }
             let bytes = std::fs::read(&file).map_err(|e| invalid(format!("cannot read {}: {e}", file.display())))?;
             Output::Json(sql.import(&database, bytes).await?)
         }
@@ -230,4 +266,11 @@ fn cell(v: &serde_json::Value) -> String {
         serde_json::Value::Null => "null".to_owned(),
         other => other.to_string(),
     }
+}
+
+/// Whether `path` starts with the SQLite file header.
+fn is_sqlite_file(path: &std::path::Path) -> bool {
+    use std::io::Read as _;
+    let mut header = [0u8; 16];
+    std::fs::File::open(path).and_then(|mut f| f.read_exact(&mut header)).is_ok() && &header == b"SQLite format 3\0"
 }

@@ -97,11 +97,30 @@ impl BucketClient {
     /// # Errors
     /// [`Error`].
     pub async fn put(&self, bucket: &str, key: &str, object: PutObject) -> Result<serde_json::Value, Error> {
+        self.put_with_headers(bucket, key, object, &[]).await
+    }
+
+    /// [`BucketClient::put`] with more headers: the object's other HTTP metadata
+    /// (`Content-Language`, `Content-Disposition`, `Content-Encoding`, `Cache-Control`,
+    /// `Expires`) and its custom metadata as `x-cairn-meta-{name}`.
+    ///
+    /// # Errors
+    /// [`Error`].
+    pub async fn put_with_headers(
+        &self,
+        bucket: &str,
+        key: &str,
+        object: PutObject,
+        headers: &[(String, String)],
+    ) -> Result<serde_json::Value, Error> {
         let path = format!("/v1/buckets/{}/objects/{}", encode_segment(bucket), key_path(key));
         let (mut req, url) = self.client.request(Method::PUT, &path);
         req = req.header(reqwest::header::CONTENT_LENGTH, object.len).body(object.body);
         if let Some(t) = object.content_type {
             req = req.header(reqwest::header::CONTENT_TYPE, t);
+        }
+        for (name, value) in headers {
+            req = req.header(name.as_str(), value.as_str());
         }
         let res = req.send().await.map_err(|source| Error::Transport { url: url.clone(), source })?;
         let res = Client::check(res, url.clone()).await?;

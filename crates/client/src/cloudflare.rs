@@ -253,6 +253,21 @@ impl KvClient {
         Ok(self.client.envelope(Method::PUT, &format!("{}/bulk", Self::ns(ns)), Some(pairs)).await?.result)
     }
 
+    /// Reads up to 100 keys at once, values as text (`{"key": "text" | null}`; bytes that are
+    /// not UTF-8 come back with U+FFFD in their place: read those with [`KvClient::get`]).
+    ///
+    /// # Errors
+    /// [`Error`]; `kv.bulk_too_large` when the values together pass the server's limit.
+    pub async fn bulk_get(
+        &self,
+        ns: &str,
+        keys: &[String],
+    ) -> Result<serde_json::Map<String, serde_json::Value>, Error> {
+        let body = serde_json::json!({ "keys": keys, "type": "text" });
+        let e = self.client.envelope(Method::POST, &format!("{}/bulk/get", Self::ns(ns)), Some(body)).await?;
+        Ok(e.result["values"].as_object().cloned().unwrap_or_default())
+    }
+
     /// Deletes many keys atomically.
     ///
     /// # Errors

@@ -12,6 +12,7 @@
 
 mod buckets;
 mod cloudflare;
+mod files;
 
 pub use cairn_api_types as api;
 use reqwest::{Method, StatusCode};

@@ -187,6 +187,13 @@ pub enum Error {
         /// Version this build understands.
         supported: i64,
     },
+    /// A file offered for import is not a database an object can hold (see
+    /// [`crate::import::prepare`]).
+    #[error("cannot import this file: {reason}")]
+    InvalidImport {
+        /// The first check that failed.
+        reason: String,
+    },
     /// An object or namespace name is not acceptable.
     #[error("invalid {what} name {name:?}: {reason}")]
     InvalidName {
@@ -250,6 +257,7 @@ impl Error {
             Error::ConstraintAtCommit { .. } => "storage.constraint_at_commit",
             Error::UnsupportedFormat { .. } => "storage.unsupported_format",
             Error::InvalidName { .. } => "storage.invalid_name",
+            Error::InvalidImport { .. } => "storage.invalid_import",
             Error::Internal { .. } => "storage.internal",
             Error::Io { .. } => "storage.io",
         }

@@ -11,7 +11,7 @@
 //! - `txn.rs`: explicit transactions ([`Transaction`]) as savepoints.
 //! - `authorizer.rs`: what user SQL may do; `limits.rs`: [`Limits`]; `list.rs`: [`ListOptions`].
 //! - `changes.rs`: the WAL frames of each commit; `image.rs`: whole-file images (history bases,
-//!   restores and forks).
+//!   restores and forks); `import.rs`: checking a SQLite file and making it an image to import.
 //! - `layout.rs`: where an object's file lives in a data directory.
 //! - `dump.rs`: SQL dumps of the user tables ([`ObjectStorage::dump_sql`]) and scripts
 //!   ([`ObjectStorage::exec_script`]).
@@ -38,6 +38,7 @@ mod clock;
 mod dump;
 mod error;
 pub mod image;
+pub mod import;
 pub mod layout;
 mod limits;
 mod list;

@@ -2,6 +2,7 @@
 
 mod crash;
 mod services;
+mod transfers;
 
 use std::process::Command;
 

@@ -3,3 +3,4 @@
 mod crash;
 mod events;
 mod history;
+mod import;

@@ -3,6 +3,7 @@
 pub(crate) mod admin;
 pub(crate) mod buckets;
 pub(crate) mod cloudflare;
+pub(crate) mod files;
 pub(crate) mod objects;
 pub(crate) mod parties;
 pub(crate) mod ws;
@@ -28,6 +29,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/healthz", get(admin::healthz))
         .route("/metrics", get(admin::metrics))
         .route("/openapi.json", get(admin::openapi))
+        .route("/v1/backup", get(admin::backup_status))
         .route("/v1/namespaces/{ns}/objects", get(admin::list_objects))
         .route(&format!("{object}/kv"), get(objects::list))
         .route(
@@ -54,6 +56,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .merge(buckets::router())
+        .merge(files::router())
         .nest("/client/v4", cloudflare::router(&state))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)

@@ -5,5 +5,6 @@ mod auth;
 mod cloudflare;
 mod config;
 mod e2e;
+mod files;
 mod fuzz;
 mod support;
