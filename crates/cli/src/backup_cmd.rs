@@ -49,6 +49,7 @@ pub(crate) enum BackupCommand {
 }
 
 /// `cairn restore --from TARGET --data-dir DIR [--at TIME]`.
+#[allow(clippy::print_stdout)] // The report is the command's output.
 pub(crate) fn restore(from: &str, data_dir: PathBuf, at: Option<String>, s3: &TargetArgs) -> anyhow::Result<()> {
     let at_ms = match at {
         Some(t) => Some(cairn_api_types::parse_time_ms(&t).ok_or_else(|| {
@@ -88,6 +89,7 @@ pub(crate) fn restore(from: &str, data_dir: PathBuf, at: Option<String>, s3: &Ta
     Ok(())
 }
 
+#[allow(clippy::print_stdout)] // The status is the command's output.
 pub(crate) fn run(command: BackupCommand) -> anyhow::Result<()> {
     match command {
         BackupCommand::Status { url, token, target: Some(t), s3 } => {
