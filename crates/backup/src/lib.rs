@@ -4,7 +4,7 @@
 //! to any number of targets at once: a local directory or an S3-compatible store (through the
 //! `object_store` crate). [`Backup::start`] runs one shipping task per target; [`restore`]
 //! rebuilds a data directory from a target, optionally as of a time. The layout at the target is
-//! described in [`format`]; why it is built this way is in `docs/decisions/0009-continuous-backup.md`.
+//! described in [`mod@format`]; why it is built this way is in `docs/decisions/0009-continuous-backup.md`.
 //!
 //! ```no_run
 //! # async fn demo(rt: cairn_runtime::Runtime) -> Result<(), cairn_backup::Error> {

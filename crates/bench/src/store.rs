@@ -13,7 +13,9 @@
 //!    holding the last one completed; each change's latency runs from just before its
 //!    `set_cell` to the completion of the first save holding it.
 //! 2. **One change at a time**: `--latency-changes` changes, each made only once the previous one
-//!    is saved (the store is otherwise idle): the latency of a lone change.
+//!    is saved (the store is otherwise idle): the latency of a lone change, and how much of it
+//!    passed before the save called its back end (`to_backend_p50_us`: waking the persister's
+//!    task, copying and diffing the store).
 //!
 //! Which changes a save holds: every back end is wrapped in `Timed`, a [`Persist`] that hands
 //! the save to it and, once it returns, finds the largest `n` such that the content it was given
@@ -428,6 +430,8 @@ struct Measured {
     stream_saves: Vec<SaveRecord>,
     one_at_a_time_elapsed: Duration,
     one_at_a_time_latencies: Vec<Duration>,
+    /// From each lone change to the call of the back end that saved it.
+    one_at_a_time_to_backend: Vec<Duration>,
     stream_latencies: Vec<Duration>,
 }
 
@@ -487,23 +491,28 @@ async fn measure<P: Persist>(
     anyhow::ensure!(unexplained == 0, "{unexplained} saves held content that matches no prefix of the changes");
 
     let records = tracker.records();
-    let stream_latencies = latencies(&records, &stream_times, 0)?;
-    let one_at_a_time_latencies = latencies(&records, &times, stream)?;
+    let (stream_latencies, _) = latencies(&records, &stream_times, 0)?;
+    let (one_at_a_time_latencies, one_at_a_time_to_backend) = latencies(&records, &times, stream)?;
     let measured = Measured {
         initial_save,
         stream_times,
         stream_saves,
         one_at_a_time_elapsed,
         one_at_a_time_latencies,
+        one_at_a_time_to_backend,
         stream_latencies,
     };
     Ok((measured, store))
 }
 
 /// For each change (the first is number `first`, started at `times[0]`), the time from its
-/// start to the completion of the first save holding it.
-fn latencies(records: &[SaveRecord], times: &[Duration], first: usize) -> anyhow::Result<Vec<Duration>> {
-    let mut out = Vec::with_capacity(times.len());
+/// start to the completion of the first save holding it, and to that save's call of the back end.
+fn latencies(
+    records: &[SaveRecord],
+    times: &[Duration],
+    first: usize,
+) -> anyhow::Result<(Vec<Duration>, Vec<Duration>)> {
+    let (mut done, mut called) = (Vec::with_capacity(times.len()), Vec::with_capacity(times.len()));
     let mut r = 0;
     for (i, at) in times.iter().enumerate() {
         let k = first + i;
@@ -511,9 +520,10 @@ fn latencies(records: &[SaveRecord], times: &[Duration], first: usize) -> anyhow
             r += 1;
         }
         let save = records.get(r).with_context(|| format!("no save holds change {k}"))?;
-        out.push(save.finished.saturating_sub(*at));
+        done.push(save.finished.saturating_sub(*at));
+        called.push(save.started.saturating_sub(*at));
     }
-    Ok(out)
+    Ok((done, called))
 }
 
 /// Percentile `p` of sorted durations, in microseconds.
@@ -765,6 +775,9 @@ fn run_target(
     f.extra.insert("p50_us".into(), pct_us(&lat, 0.5).into());
     f.extra.insert("p99_us".into(), pct_us(&lat, 0.99).into());
     f.extra.insert("max_us".into(), pct_us(&lat, 1.0).into());
+    let mut to_backend = measured.one_at_a_time_to_backend.clone();
+    to_backend.sort_unstable();
+    f.extra.insert("to_backend_p50_us".into(), pct_us(&to_backend, 0.5).into());
     f.extra.insert("anchor_changes".into(), anchored.into());
     f.extra.insert("anchor_p50_us".into(), pct_us(&anchor_times, 0.5).into());
     f.extra.insert("anchor_p99_us".into(), pct_us(&anchor_times, 0.99).into());
