@@ -209,7 +209,9 @@ struct Shipper {
     captured: watch::Sender<i64>,
 }
 
-fn now_ms() -> i64 {
+/// Wall-clock time, for comparing with file modification times only; everything else uses
+/// the runtime's clock, the one commit timestamps come from.
+fn file_time_now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
@@ -220,6 +222,11 @@ fn millis(d: Duration) -> i64 {
 }
 
 impl Shipper {
+    /// Now, by the runtime's clock (commit timestamps and acknowledgements use it too).
+    fn now(&self) -> i64 {
+        self.runtime.config().clock.now_ms()
+    }
+
     async fn run(mut self, mut stop: watch::Receiver<bool>) {
         let mut failures = 0u32;
         loop {
@@ -272,7 +279,7 @@ impl Shipper {
         if !self.loaded {
             self.load().await?;
         }
-        let captured = now_ms();
+        let captured = self.now();
         let files = self.runtime.segment_files()?;
         if self.snapshots.is_empty() {
             // A first backup needs no record from before its snapshot.
@@ -292,7 +299,7 @@ impl Shipper {
         let due = self
             .snapshots
             .last()
-            .is_none_or(|s| now_ms().saturating_sub(s.completed_at_ms) >= millis(self.config.snapshot_interval));
+            .is_none_or(|s| self.now().saturating_sub(s.completed_at_ms) >= millis(self.config.snapshot_interval));
         if due {
             self.snapshot().await?;
         }
@@ -303,7 +310,7 @@ impl Shipper {
     async fn save_state(&mut self, captured: i64) -> Result<()> {
         self.state.format = format::FORMAT;
         self.state.captured_at_ms = captured;
-        self.state.finished_at_ms = now_ms();
+        self.state.finished_at_ms = self.now();
         let bytes = serde_json::to_vec_pretty(&self.state).map_err(|e| Error::Corrupt(e.to_string()))?;
         self.target.put(format::STATE_KEY, Bytes::from(bytes)).await?;
         if let Ok(mut s) = self.status.lock() {
@@ -347,7 +354,7 @@ impl Shipper {
                 let timestamps = record_timestamps(&bytes);
                 let end = shipped + whole as u64;
                 self.target.put(&format::chunk_key(&f.file_name, shipped, end), Bytes::from(bytes)).await?;
-                let done = now_ms();
+                let done = self.now();
                 let lags: Vec<i64> = timestamps.iter().filter(|&&t| t > 0).map(|t| done.saturating_sub(*t)).collect();
                 self.shipped(whole as u64, &lags);
                 shipped = end;
@@ -363,7 +370,8 @@ impl Shipper {
         let local = tokio::task::spawn_blocking(move || scan_files(&data_dir, &dirs))
             .await
             .map_err(|e| Error::Io { context: "scan blob files".to_owned(), source: std::io::Error::other(e) })??;
-        let now = now_ms();
+        let now = self.now();
+        let file_now = file_time_now_ms();
         for (path, (size, modified)) in &local {
             if self.blobs.get(path).is_some_and(|(s, m)| s == size && m >= modified) {
                 continue;
@@ -373,7 +381,7 @@ impl Shipper {
             let len = bytes.len() as u64;
             self.target.put(&format!("{}/{path}", format::BLOBS), Bytes::from(bytes)).await?;
             self.shipped(len, &[]);
-            self.blobs.insert(path.clone(), (len, now.max(*modified)));
+            self.blobs.insert(path.clone(), (len, file_now.max(*modified)));
             self.state.deleted_blobs.remove(path);
         }
         for path in self.blobs.keys() {
@@ -386,7 +394,7 @@ impl Shipper {
 
     /// Copies every object and the catalog, uploads them, then the manifest.
     async fn snapshot(&mut self) -> Result<()> {
-        let started = now_ms();
+        let started = self.now();
         let id = u64::try_from(started).unwrap_or(0).max(self.snapshots.last().map_or(0, |s| s.id + 1));
         let start_segments: BTreeMap<String, u64> =
             self.runtime.segment_files()?.into_iter().map(|f| (f.file_name, f.readable)).collect();
@@ -395,7 +403,7 @@ impl Shipper {
         tokio::fs::create_dir_all(&dir).await.map_err(Error::io("create the backup staging directory"))?;
         let copied = self.runtime.copy_objects(&dir, 64, |_| {}).await?;
         self.runtime.copy_catalog(&dir.join("catalog.db"))?;
-        let completed = now_ms();
+        let completed = self.now();
         let mut paths: Vec<PathBuf> = copied.iter().flat_map(|c| c.files.iter().cloned()).collect();
         paths.push(PathBuf::from("catalog.db"));
         let mut files = Vec::with_capacity(paths.len());
@@ -433,7 +441,7 @@ impl Shipper {
     /// for restoring to the window's start), chunks no kept snapshot needs, and blobs deleted
     /// locally before the window.
     async fn compact(&mut self) -> Result<()> {
-        let window_start = now_ms().saturating_sub(millis(self.config.retention));
+        let window_start = self.now().saturating_sub(millis(self.config.retention));
         let Some(keep_from) = self.snapshots.iter().rposition(|s| s.completed_at_ms <= window_start) else {
             return self.drop_deleted_blobs(window_start).await;
         };

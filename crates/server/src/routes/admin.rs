@@ -26,15 +26,14 @@ pub(crate) async fn metrics(State(s): State<AppState>, headers: HeaderMap) -> Re
     s.authorize_any(&headers)?;
     let mut text = s.inner.metrics.render(s.runtime().stats(), &s.rooms().stats());
     if let Some(backup) = s.inner.backup.get() {
-        backup_metrics(&mut text, &backup.status());
+        backup_metrics(&mut text, &backup.status(), s.runtime().config().clock.now_ms());
     }
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text))
 }
 
 /// Each target's status with its lag now (ms since the newest write it is known to hold) and
 /// the p50/p99 of recent records' lag from commit to upload.
-fn backup_json(statuses: &[cairn_backup::TargetStatus]) -> serde_json::Value {
-    let now = now_ms();
+fn backup_json(statuses: &[cairn_backup::TargetStatus], now: i64) -> serde_json::Value {
     let targets: Vec<serde_json::Value> = statuses
         .iter()
         .map(|t| {
@@ -50,16 +49,9 @@ fn backup_json(statuses: &[cairn_backup::TargetStatus]) -> serde_json::Value {
     serde_json::json!({ "enabled": !statuses.is_empty(), "targets": targets })
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
 /// Adds the backup gauges to a text exposition (before its `# EOF`).
-fn backup_metrics(text: &mut String, statuses: &[cairn_backup::TargetStatus]) {
+fn backup_metrics(text: &mut String, statuses: &[cairn_backup::TargetStatus], now: i64) {
     use std::fmt::Write as _;
-    let now = now_ms();
     let mut out = String::new();
     let label = |t: &cairn_backup::TargetStatus| t.target.replace('\\', "\\\\").replace('"', "\\\"");
     let _ =
@@ -110,7 +102,7 @@ pub(crate) async fn backup_status(
 ) -> Result<impl IntoResponse, ApiError> {
     s.authorize_any(&headers)?;
     let statuses = s.inner.backup.get().map(|b| b.status()).unwrap_or_default();
-    Ok(Json(backup_json(&statuses)))
+    Ok(Json(backup_json(&statuses, s.runtime().config().clock.now_ms())))
 }
 
 /// `GET /openapi.json`.
