@@ -17,7 +17,7 @@ pub(crate) enum Outgoing {
     /// the history it was sent on connect.)
     Broadcast(Frame, Vec<Arc<str>>, u64),
     /// Close one socket (it is removed from the room at once).
-    Close(tokio::sync::mpsc::UnboundedSender<Frame>, u16, String),
+    Close(crate::outbound::Outlet, u16, String),
 }
 
 /// What a hook gets besides its arguments: the room's storage, its sockets, and ways to send.

@@ -14,10 +14,11 @@ use std::time::Duration;
 use bytes::Bytes;
 use cairn_runtime::{ObjectRef, Runtime};
 use cairn_storage::{Clock, ObjectStorage};
-use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::sync::{Notify, oneshot};
 
 use crate::alarms::Retries;
 use crate::context::{Context, Outgoing};
+use crate::outbound::{self, Outbound};
 use crate::sockets::{MAX_SOCKETS_PER_ROOM, Socket, SocketTable, check_tags};
 use crate::stats::Stats;
 use crate::{ConnectRequest, Connection, Frame, Message, Refuse, Room, RoomError, RoomInfo, RoomStats};
@@ -36,11 +37,15 @@ pub struct HostConfig {
     pub hibernate_after: Duration,
     /// Most due alarms fired per party in one scheduler pass. Default: 256.
     pub alarm_batch: usize,
+    /// Most payload bytes waiting to be sent to one socket. A client that stops reading is
+    /// dropped (reported closed with code 1008) when its queue would grow past this, instead
+    /// of holding the server's memory. Default: 16 MiB.
+    pub max_queued_bytes: usize,
 }
 
 impl Default for HostConfig {
     fn default() -> Self {
-        HostConfig { hibernate_after: Duration::from_secs(10), alarm_batch: 256 }
+        HostConfig { hibernate_after: Duration::from_secs(10), alarm_batch: 256, max_queued_bytes: 16 * 1024 * 1024 }
     }
 }
 
@@ -240,7 +245,7 @@ struct Done<T> {
 pub enum Connected {
     /// The room accepted the socket: carry frames between it and the handle, and send what
     /// arrives on the receiver (its first frames may be what `on_connect` sent).
-    Accepted(SocketHandle, mpsc::UnboundedReceiver<Frame>),
+    Accepted(SocketHandle, Outbound),
     /// The room refused it: answer with this instead of upgrading.
     Refused(Refuse),
 }
@@ -426,20 +431,20 @@ impl RoomHost {
             match out {
                 Outgoing::To(id, frame) => {
                     if let Some(s) = sockets.get(&id)
-                        && s.tx.send(frame).is_ok()
+                        && s.tx.send(frame)
                     {
                         sent += 1;
                     }
                 }
                 Outgoing::Broadcast(frame, except, event) => {
                     for s in sockets.iter() {
-                        if s.joined <= event && !except.contains(&s.id) && s.tx.send(frame.clone()).is_ok() {
+                        if s.joined <= event && !except.contains(&s.id) && s.tx.send(frame.clone()) {
                             sent += 1;
                         }
                     }
                 }
                 Outgoing::Close(tx, code, reason) => {
-                    let _ = tx.send(Frame::Close { code, reason });
+                    tx.send(Frame::Close { code, reason });
                 }
             }
         }
@@ -455,7 +460,7 @@ impl RoomHost {
     /// errors; the hooks' errors.
     pub async fn connect(&self, party: &str, room: &str, req: ConnectRequest) -> Result<Connected, RoomError> {
         let cell = self.cell(party, room)?;
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = outbound::channel(self.inner.config.max_queued_bytes);
         let id: Arc<str> = Arc::from(req.id.as_str());
         let conn = Connection { id: Arc::clone(&id) };
         let decision = self
@@ -545,7 +550,7 @@ impl RoomHost {
         for cell in rooms.values() {
             let mut sockets = lock(&cell.sockets);
             for socket in sockets.drain() {
-                let _ = socket.tx.send(Frame::Close { code, reason: reason.to_owned() });
+                socket.tx.send(Frame::Close { code, reason: reason.to_owned() });
             }
         }
         rooms.clear();
@@ -594,7 +599,7 @@ impl SocketHandle {
                 && let Some(socket) = sockets.get_mut(&self.id)
             {
                 socket.auto_response_at = Some(now);
-                if socket.tx.send(Frame::text(response)).is_ok() {
+                if socket.tx.send(Frame::text(response)) {
                     stats.auto_responses.fetch_add(1, Ordering::Relaxed);
                     stats.messages_out.fetch_add(1, Ordering::Relaxed);
                 }

@@ -25,6 +25,7 @@
 //! - `context.rs`: [`Context`], what a hook may do.
 //! - `sockets.rs`: a room's sockets, tags, attachments and auto-response, and their limits.
 //! - `host.rs`: [`RoomHost`]: parties, live rooms, events, hibernation.
+//! - `outbound.rs`: [`Outbound`], the queue of frames to one socket, bounded in bytes.
 //! - `alarms.rs`: the alarm scheduler and its retry rules.
 //! - `builtin/`: the room kinds `cairn serve` offers without code: `chat`, `yjs` and
 //!   `tinybase`.
@@ -34,6 +35,7 @@ pub mod builtin;
 mod context;
 mod error;
 mod host;
+mod outbound;
 mod room;
 mod sockets;
 mod stats;
@@ -44,6 +46,7 @@ pub use context::Context;
 pub use error::RoomError;
 pub use host::{Connected, HostConfig, RoomHost, RoomHostBuilder, SocketHandle};
 pub use http;
+pub use outbound::{OVERFLOW_CLOSE_CODE, Outbound, TryRecvError};
 pub use room::{Accept, AlarmInfo, ConnectRequest, Connection, Frame, Message, Refuse, Room, RoomInfo, query_param};
 pub use sockets::{
     AutoResponse, MAX_ATTACHMENT_BYTES, MAX_AUTO_RESPONSE_BYTES, MAX_SOCKETS_PER_ROOM, MAX_TAG_CHARS, MAX_TAGS,

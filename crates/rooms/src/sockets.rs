@@ -5,9 +5,8 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use tokio::sync::mpsc;
-
-use crate::{Frame, RoomError};
+use crate::RoomError;
+use crate::outbound::Outlet;
 
 /// Most distinct tags per socket (spec §6).
 pub const MAX_TAGS: usize = 10;
@@ -55,7 +54,7 @@ pub(crate) struct Socket {
     pub(crate) hibernatable: bool,
     /// The room event that accepted it.
     pub(crate) joined: u64,
-    pub(crate) tx: mpsc::UnboundedSender<Frame>,
+    pub(crate) tx: Outlet,
     /// When the auto-response last answered this socket, ms since the epoch.
     pub(crate) auto_response_at: Option<i64>,
 }
@@ -151,7 +150,7 @@ impl SocketTable {
     }
 
     /// Removes a socket; the returned copy of its channel is what to send a close frame on.
-    pub(crate) fn remove(&mut self, id: &str) -> Option<mpsc::UnboundedSender<Frame>> {
+    pub(crate) fn remove(&mut self, id: &str) -> Option<Outlet> {
         let order = self.by_id.remove(id)?;
         let socket = self.by_order.remove(&order)?;
         let tx = socket.tx.clone();

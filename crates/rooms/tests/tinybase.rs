@@ -12,13 +12,13 @@
 mod common;
 
 use bytes::Bytes;
+use cairn_rooms::Outbound;
 use cairn_rooms::builtin::tinybase::{TinyBaseConfig, TinyBaseRoom};
 use cairn_rooms::{ConnectRequest, Connected, Frame, Message, RoomHost, SocketHandle};
 use cairn_runtime::Runtime;
 use cairn_storage::{ListOptions, Value as Stored};
 use common::{WAIT, hibernate, host_of, open_runtime};
 use serde_json::{Value, json};
-use tokio::sync::mpsc::UnboundedReceiver;
 
 /// How long a test waits for a frame before it fails.
 const PARTY: &str = "tinybase";
@@ -97,7 +97,7 @@ fn assert_cors(res: &Res) {
 /// A socket of the room, as a `PartySocket` under a persister.
 struct Client {
     handle: SocketHandle,
-    rx: UnboundedReceiver<Frame>,
+    rx: Outbound,
 }
 
 impl Client {

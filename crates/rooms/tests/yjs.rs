@@ -13,12 +13,12 @@ mod common;
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use cairn_rooms::Outbound;
 use cairn_rooms::builtin::yjs::{YjsConfig, YjsRoom};
 use cairn_rooms::{ConnectRequest, Connected, Frame, Message, RoomHost, SocketHandle};
 use cairn_runtime::Runtime;
 use cairn_storage::{ListOptions, Value};
 use common::{WAIT, hibernate, host_of, open_runtime};
-use tokio::sync::mpsc::UnboundedReceiver;
 use yrs::sync::awareness::AwarenessUpdateEntry;
 use yrs::sync::{AwarenessUpdate, Message as YMessage, SyncMessage};
 use yrs::updates::decoder::Decode;
@@ -84,7 +84,7 @@ struct Client {
     /// Awareness updates received, in order.
     awareness_frames: Vec<HashMap<u64, (u32, String)>>,
     handle: Option<SocketHandle>,
-    rx: UnboundedReceiver<Frame>,
+    rx: Outbound,
     /// The close frame the room sent, if any.
     closed: Option<(u16, String)>,
 }

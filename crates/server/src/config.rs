@@ -74,11 +74,15 @@ pub struct RoomsConfig {
     /// Largest WebSocket message, in bytes; larger ones close the socket with 1009. Default
     /// 1 MiB (as Durable Objects).
     pub max_message_bytes: usize,
+    /// Most bytes waiting to be sent to one socket; a client that stops reading is dropped
+    /// (its room hears a close with code 1008) when its queue would grow past this. Default
+    /// 16 MiB.
+    pub max_queued_bytes: usize,
 }
 
 impl Default for RoomsConfig {
     fn default() -> Self {
-        RoomsConfig { hibernate_after_ms: 10_000, max_message_bytes: 1024 * 1024 }
+        RoomsConfig { hibernate_after_ms: 10_000, max_message_bytes: 1024 * 1024, max_queued_bytes: 16 * 1024 * 1024 }
     }
 }
 
@@ -155,6 +159,9 @@ impl BackupSettings {
     }
 }
 
+/// The largest WebSocket message any party may allow (a message is held whole in memory).
+pub(crate) const MAX_WEBSOCKET_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
+
 /// One built-in party (`[parties.NAME]`).
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -166,6 +173,10 @@ pub struct PartyConfig {
     /// may write the party's namespace.
     #[serde(default)]
     pub public: bool,
+    /// Largest WebSocket message for this party, in bytes, instead of
+    /// `[rooms] max_message_bytes`.
+    #[serde(default)]
+    pub max_message_bytes: Option<usize>,
     /// Settings of the kind (`[parties.NAME.options]`); see the kind's documentation.
     #[serde(default)]
     pub options: toml::Table,
@@ -174,7 +185,7 @@ pub struct PartyConfig {
 impl PartyConfig {
     /// A party of `kind` with default options.
     pub fn of_kind(kind: &str) -> PartyConfig {
-        PartyConfig { kind: kind.to_owned(), public: false, options: toml::Table::new() }
+        PartyConfig { kind: kind.to_owned(), public: false, max_message_bytes: None, options: toml::Table::new() }
     }
 }
 
@@ -440,6 +451,23 @@ impl Config {
         }
         if self.max_body_bytes == 0 {
             return Err(ConfigError::Invalid("max_body_bytes must be positive".to_owned()));
+        }
+        let message_limits = std::iter::once(("[rooms] max_message_bytes".to_owned(), self.rooms.max_message_bytes))
+            .chain(self.parties.iter().filter_map(|(name, p)| {
+                p.max_message_bytes.map(|n| (format!("[parties.{name}] max_message_bytes"), n))
+            }));
+        for (what, n) in message_limits {
+            if n == 0 || n > MAX_WEBSOCKET_MESSAGE_BYTES {
+                return Err(ConfigError::Invalid(format!(
+                    "{what} is {n}; it must be between 1 and {MAX_WEBSOCKET_MESSAGE_BYTES}"
+                )));
+            }
+        }
+        if self.rooms.max_queued_bytes < self.rooms.max_message_bytes {
+            return Err(ConfigError::Invalid(format!(
+                "[rooms] max_queued_bytes ({}) must be at least max_message_bytes ({})",
+                self.rooms.max_queued_bytes, self.rooms.max_message_bytes
+            )));
         }
         let history_kept = self.history.enabled && self.durability == Durability::Fsync;
         if !self.backup.targets.is_empty() && !history_kept {

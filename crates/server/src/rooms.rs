@@ -43,6 +43,7 @@ pub(crate) fn build_host(
 ) -> Result<RoomHost, String> {
     let mut builder = RoomHost::builder(runtime).config(HostConfig {
         hibernate_after: std::time::Duration::from_millis(config.rooms.hibernate_after_ms),
+        max_queued_bytes: config.rooms.max_queued_bytes,
         ..HostConfig::default()
     });
     for (name, party) in &config.parties {

@@ -43,6 +43,8 @@ pub(crate) struct Inner {
     pub(crate) public_parties: HashSet<String>,
     /// Room settings.
     pub(crate) rooms_config: crate::config::RoomsConfig,
+    /// Parties with their own largest message (`[parties.NAME] max_message_bytes`).
+    pub(crate) party_max_message_bytes: std::collections::HashMap<String, usize>,
     /// Largest request body of the main API.
     pub(crate) max_body_bytes: usize,
     /// The continuous backup, once started by the server.
@@ -86,6 +88,11 @@ impl AppState {
                 rooms,
                 public_parties: config.parties.iter().filter(|(_, p)| p.public).map(|(n, _)| n.clone()).collect(),
                 rooms_config: config.rooms.clone(),
+                party_max_message_bytes: config
+                    .parties
+                    .iter()
+                    .filter_map(|(n, p)| p.max_message_bytes.map(|m| (n.clone(), m)))
+                    .collect(),
                 max_body_bytes: config.max_body_bytes,
                 kv: Arc::new(kv),
                 sql: Arc::new(sql),

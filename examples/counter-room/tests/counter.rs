@@ -3,9 +3,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use cairn_rooms::{ConnectRequest, Connected, Frame, Message, RoomHost, SocketHandle};
+use cairn_rooms::Outbound;
+use cairn_rooms::{ConnectRequest, Connected, Message, RoomHost, SocketHandle};
 use counter_room::{Counter, Update};
-use tokio::sync::mpsc::UnboundedReceiver;
 
 async fn join(host: &RoomHost, name: &str) -> Connected {
     let uri = format!("/parties/counter/r?name={name}").parse().expect("uri");
@@ -14,12 +14,12 @@ async fn join(host: &RoomHost, name: &str) -> Connected {
         .expect("connect")
 }
 
-async fn next(rx: &mut UnboundedReceiver<Frame>) -> Update {
+async fn next(rx: &mut Outbound) -> Update {
     let frame = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.expect("a frame in time").expect("open");
     serde_json::from_str(frame.as_text().expect("text")).expect("an update")
 }
 
-fn accepted(c: Connected) -> (SocketHandle, UnboundedReceiver<Frame>) {
+fn accepted(c: Connected) -> (SocketHandle, Outbound) {
     match c {
         Connected::Accepted(h, rx) => (h, rx),
         Connected::Refused(r) => panic!("refused: {r:?}"),

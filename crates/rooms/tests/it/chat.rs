@@ -2,21 +2,21 @@
 //! most 5 messages kept and 64-byte texts.
 
 use bytes::Bytes;
+use cairn_rooms::Outbound;
 use cairn_rooms::builtin::chat::{ChatConfig, ChatMessage};
 use cairn_rooms::{Frame, HostConfig, Message, SocketHandle};
 use cairn_storage::ListOptions;
 use serde_json::{Value, json};
-use tokio::sync::mpsc::UnboundedReceiver;
 
 use crate::support::{Env, NOW, accepted, assert_quiet, recv, recv_text};
 
-async fn recv_json(rx: &mut UnboundedReceiver<Frame>) -> Value {
+async fn recv_json(rx: &mut Outbound) -> Value {
     let text = recv_text(rx).await;
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
 }
 
 /// Connects `id` to chat room `room`; returns the handle, the receiver and the history frame.
-async fn join(env: &Env, room: &str, id: &str) -> (SocketHandle, UnboundedReceiver<Frame>, Value) {
+async fn join(env: &Env, room: &str, id: &str) -> (SocketHandle, Outbound, Value) {
     let (handle, mut rx) = accepted(env.connect_in("chat", room, id, "").await);
     let history = recv_json(&mut rx).await;
     assert_eq!(history["type"], "history", "{history}");
@@ -28,7 +28,7 @@ fn texts(history: &Value) -> Vec<String> {
 }
 
 /// Sends `text` and returns the ack.
-async fn say(handle: &SocketHandle, rx: &mut UnboundedReceiver<Frame>, text: &str) -> Value {
+async fn say(handle: &SocketHandle, rx: &mut Outbound, text: &str) -> Value {
     handle.message(Message::Text(text.to_owned())).await;
     let ack = recv_json(rx).await;
     assert_eq!(ack["type"], "ack", "{ack}");

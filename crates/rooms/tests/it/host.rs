@@ -467,3 +467,31 @@ async fn a_reconnect_with_the_same_id_replaces_the_old_socket() {
     assert!(drain(&mut rx_old).is_empty());
     assert_eq!(env.host.stats().sockets, 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_socket_that_stops_reading_overflows_its_queue_and_nothing_else_is_held() {
+    let config = cairn_rooms::HostConfig { max_queued_bytes: 1_000, ..cairn_rooms::HostConfig::default() };
+    let env = Env::with_config(config);
+    let (slow, rx_slow) = env.join("r", "slow", "").await;
+    let (a, mut rx_a) = env.join("r", "a", "").await;
+    let payload = "x".repeat(100);
+    // Ten broadcasts of 100 bytes fit in the slow socket's 1,000-byte queue (its welcome was
+    // taken); the eleventh does not.
+    for _ in 0..10 {
+        assert_eq!(Env::ask(&a, &mut rx_a, &format!("bcast:{payload}")).await, "sent");
+    }
+    assert_eq!(rx_slow.queued_bytes(), 1_000);
+    assert_eq!(Env::ask(&a, &mut rx_a, &format!("bcast:{payload}")).await, "sent");
+    rx_slow.overflowed().await;
+    assert_eq!(rx_slow.queued_bytes(), 1_000, "nothing more is queued once it overflowed");
+    assert!(rx_slow.overflow_reason().contains("1000 bytes"), "{}", rx_slow.overflow_reason());
+    // The transport gives up on it and reports it closed; the room hears `on_close`.
+    env.take_log();
+    slow.closed(cairn_rooms::OVERFLOW_CLOSE_CODE, rx_slow.overflow_reason(), false).await;
+    assert_eq!(Env::ask(&a, &mut rx_a, "conns").await, "a");
+    let log = env.take_log();
+    assert_eq!(log.len(), 2, "{log:?}");
+    assert!(log[0].starts_with("close:slow:1008:send queue over 1000 bytes"), "{log:?}");
+    // The sender was never slowed down or dropped.
+    assert_eq!(Env::ask(&a, &mut rx_a, "echo:still here").await, "still here");
+}

@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
+use cairn_rooms::Outbound;
 use cairn_rooms::builtin::chat::{ChatConfig, ChatRoom};
 use cairn_rooms::{
     Accept, AlarmInfo, AutoResponse, ConnectRequest, Connected, Connection, Context, Frame, HostConfig, Message,
@@ -17,7 +18,6 @@ use cairn_rooms::{
 };
 use cairn_runtime::{ObjectRef, Runtime};
 use cairn_storage::ManualClock;
-use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::sync::mpsc::error::TryRecvError;
 
 /// The time every test starts at (ms since the epoch).
@@ -434,14 +434,14 @@ impl Env {
     }
 
     /// Connects to party `p`, expecting acceptance and the `welcome:{id}` frame first.
-    pub(crate) async fn join(&self, room: &str, id: &str, query: &str) -> (SocketHandle, UnboundedReceiver<Frame>) {
+    pub(crate) async fn join(&self, room: &str, id: &str, query: &str) -> (SocketHandle, Outbound) {
         let (handle, mut rx) = accepted(self.connect(room, id, query).await);
         assert_eq!(recv_text(&mut rx).await, format!("welcome:{id}"));
         (handle, rx)
     }
 
     /// Sends a text message from `handle` and returns the first frame that comes back.
-    pub(crate) async fn ask(handle: &SocketHandle, rx: &mut UnboundedReceiver<Frame>, text: &str) -> String {
+    pub(crate) async fn ask(handle: &SocketHandle, rx: &mut Outbound, text: &str) -> String {
         handle.message(Message::Text(text.to_owned())).await;
         recv_text(rx).await
     }
@@ -475,7 +475,7 @@ pub(crate) fn connect_request(party: &str, room: &str, id: &str, query: &str) ->
 
 /// The handle and receiver of an accepted connection; panics otherwise.
 #[track_caller]
-pub(crate) fn accepted(r: Result<Connected, RoomError>) -> (SocketHandle, UnboundedReceiver<Frame>) {
+pub(crate) fn accepted(r: Result<Connected, RoomError>) -> (SocketHandle, Outbound) {
     match r {
         Ok(Connected::Accepted(handle, rx)) => (handle, rx),
         Ok(Connected::Refused(refuse)) => panic!("expected acceptance, got a refusal: {refuse:?}"),
@@ -484,19 +484,19 @@ pub(crate) fn accepted(r: Result<Connected, RoomError>) -> (SocketHandle, Unboun
 }
 
 /// The next frame, waiting at most [`WAIT`].
-pub(crate) async fn recv(rx: &mut UnboundedReceiver<Frame>) -> Frame {
+pub(crate) async fn recv(rx: &mut Outbound) -> Frame {
     tokio::time::timeout(WAIT, rx.recv()).await.expect("a frame arrives in time").expect("the socket's channel is open")
 }
 
 /// The next frame, which must be a text frame.
-pub(crate) async fn recv_text(rx: &mut UnboundedReceiver<Frame>) -> String {
+pub(crate) async fn recv_text(rx: &mut Outbound) -> String {
     let frame = recv(rx).await;
     frame.as_text().unwrap_or_else(|| panic!("expected a text frame, got {frame:?}")).to_owned()
 }
 
 /// Asserts that no frame is waiting (call after [`Env::settle`]).
 #[track_caller]
-pub(crate) fn assert_quiet(rx: &mut UnboundedReceiver<Frame>) {
+pub(crate) fn assert_quiet(rx: &mut Outbound) {
     match rx.try_recv() {
         Err(TryRecvError::Empty) => {}
         other => panic!("expected no frame, got {other:?}"),
@@ -504,7 +504,7 @@ pub(crate) fn assert_quiet(rx: &mut UnboundedReceiver<Frame>) {
 }
 
 /// Every frame waiting now (call after [`Env::settle`]).
-pub(crate) fn drain(rx: &mut UnboundedReceiver<Frame>) -> Vec<Frame> {
+pub(crate) fn drain(rx: &mut Outbound) -> Vec<Frame> {
     let mut v = Vec::new();
     while let Ok(f) = rx.try_recv() {
         v.push(f);

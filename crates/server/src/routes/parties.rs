@@ -10,9 +10,10 @@ use axum::body::Body;
 use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use cairn_rooms::{ConnectRequest, Connected, Frame, Message, RoomError, SocketHandle, query_param};
+use cairn_rooms::{
+    ConnectRequest, Connected, Frame, Message, OVERFLOW_CLOSE_CODE, Outbound, RoomError, SocketHandle, query_param,
+};
 use futures_util::{SinkExt as _, StreamExt as _};
-use tokio::sync::mpsc::UnboundedReceiver;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message as WsMessage, Utf8Bytes, protocol::CloseFrame};
@@ -112,7 +113,12 @@ async fn connect(state: AppState, party: String, room: String, request: Request)
             Ok((status, refuse.body).into_response())
         }
         Connected::Accepted(handle, rx) => {
-            let max = state.inner.rooms_config.max_message_bytes;
+            let max = state
+                .inner
+                .party_max_message_bytes
+                .get(&party)
+                .copied()
+                .unwrap_or(state.inner.rooms_config.max_message_bytes);
             let config = WebSocketConfig::default()
                 .max_message_size(Some(max))
                 .max_frame_size(Some(max))
@@ -125,10 +131,18 @@ async fn connect(state: AppState, party: String, room: String, request: Request)
 }
 
 /// Moves frames between one socket and its room until either side closes it.
-async fn carry(mut socket: Socket, handle: SocketHandle, mut rx: UnboundedReceiver<Frame>) {
+async fn carry(mut socket: Socket, handle: SocketHandle, mut rx: Outbound) {
     let mut outcome: Option<(u16, String, bool)> = None;
+    // Completes if the client stops reading and its queue overflows: the connection is then
+    // dropped at once (a close frame could not get through a full socket anyway).
+    let overflowed = rx.overflowed();
+    tokio::pin!(overflowed);
     loop {
         tokio::select! {
+            () = &mut overflowed => {
+                handle.closed(OVERFLOW_CLOSE_CODE, rx.overflow_reason(), false).await;
+                return;
+            }
             incoming = socket.next() => match incoming {
                 Some(Ok(WsMessage::Text(text))) => handle.message(Message::Text(text.as_str().to_owned())).await,
                 Some(Ok(WsMessage::Binary(bytes))) => handle.message(Message::Binary(bytes)).await,
@@ -159,8 +173,12 @@ async fn carry(mut socket: Socket, handle: SocketHandle, mut rx: UnboundedReceiv
                 }
                 Some(frame) => {
                     let Some(message) = to_ws(frame) else { continue };
-                    if socket.send(message).await.is_err() {
-                        break;
+                    tokio::select! {
+                        sent = socket.send(message) => if sent.is_err() { break },
+                        () = &mut overflowed => {
+                            handle.closed(OVERFLOW_CLOSE_CODE, rx.overflow_reason(), false).await;
+                            return;
+                        }
                     }
                 }
                 // The room dropped the socket (replaced by a newer one with the same id).

@@ -7,4 +7,5 @@ mod config;
 mod e2e;
 mod files;
 mod fuzz;
+mod rooms_ws;
 mod support;
