@@ -18,11 +18,13 @@
 
 mod error;
 pub mod format;
+mod lag;
 mod restore;
 mod shipper;
 mod target;
 
 pub use error::{Error, Result};
+pub use lag::LagHistogram;
 pub use restore::{Progress, RestoreReport, restore};
 pub use shipper::{Backup, BackupConfig, SnapshotSummary, TargetStatus};
 pub use target::{Target, TargetConfig};

@@ -76,6 +76,9 @@ pub struct TargetStatus {
     /// most recent records (at most 10,000): p50/p99 come from here.
     #[serde(skip)]
     pub recent_lags_ms: Vec<i64>,
+    /// The same lags for every record since the start.
+    #[serde(skip)]
+    pub lag_histogram: crate::LagHistogram,
 }
 
 /// A snapshot, briefly.
@@ -312,7 +315,11 @@ impl Shipper {
         self.state.captured_at_ms = captured;
         self.state.finished_at_ms = self.now();
         let bytes = serde_json::to_vec_pretty(&self.state).map_err(|e| Error::Corrupt(e.to_string()))?;
+        // What the state names must be durable before the state is, and the state before it
+        // is reported.
+        self.target.sync().await?;
         self.target.put(format::STATE_KEY, Bytes::from(bytes)).await?;
+        self.target.sync().await?;
         if let Ok(mut s) = self.status.lock() {
             s.last_success_ms = Some(self.state.finished_at_ms);
             s.captured_at_ms = Some(captured);
@@ -328,6 +335,9 @@ impl Shipper {
             s.bytes_shipped += bytes;
             s.records_shipped += lags.len() as u64;
             s.recent_lags_ms.extend_from_slice(lags);
+            for lag in lags {
+                s.lag_histogram.record(*lag);
+            }
             let n = s.recent_lags_ms.len();
             if n > RECENT_LAGS {
                 s.recent_lags_ms.drain(..n - RECENT_LAGS);
@@ -427,6 +437,8 @@ impl Shipper {
             files,
         };
         let bytes = serde_json::to_vec_pretty(&manifest).map_err(|e| Error::Corrupt(e.to_string()))?;
+        // The manifest marks the snapshot whole: its files go first.
+        self.target.sync().await?;
         self.target.put(&format!("{}/manifest.json", format::snapshot_dir(id)), Bytes::from(bytes)).await?;
         let _ = tokio::fs::remove_dir_all(&self.staging).await;
         if let Ok(mut s) = self.status.lock() {

@@ -50,6 +50,10 @@ pub struct Target {
     name: String,
     store: Arc<dyn ObjectStore>,
     prefix: String,
+    /// For a directory target: the directory, and the files written since the last
+    /// [`Target::sync`] (`object_store`'s local store writes files without syncing them).
+    local_dir: Option<std::path::PathBuf>,
+    unsynced: Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl std::fmt::Debug for Target {
@@ -94,6 +98,8 @@ impl Target {
                 name: url.to_owned(),
                 store: Arc::new(store),
                 prefix: prefix.trim_matches('/').to_owned(),
+                local_dir: None,
+                unsynced: Arc::default(),
             });
         }
         let dir = url.strip_prefix("file://").unwrap_or(url);
@@ -102,7 +108,13 @@ impl Target {
         }
         std::fs::create_dir_all(dir).map_err(Error::io(format!("create the backup directory {dir}")))?;
         let store = LocalFileSystem::new_with_prefix(dir).map_err(|e| Error::InvalidTarget(format!("`{url}`: {e}")))?;
-        Ok(Target { name: url.to_owned(), store: Arc::new(store), prefix: String::new() })
+        Ok(Target {
+            name: url.to_owned(),
+            store: Arc::new(store),
+            prefix: String::new(),
+            local_dir: Some(std::path::PathBuf::from(dir)),
+            unsynced: Arc::default(),
+        })
     }
 
     /// The target as configured (for status and logs).
@@ -127,8 +139,42 @@ impl Target {
         self.store
             .put(&self.path(key), PutPayload::from(bytes))
             .await
-            .map(drop)
-            .map_err(Error::target(format!("upload {key}")))
+            .map_err(Error::target(format!("upload {key}")))?;
+        if self.local_dir.is_some() {
+            self.unsynced.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(self.path(key).to_string());
+        }
+        Ok(())
+    }
+
+    /// Makes every upload so far durable. An S3-compatible store acknowledges an upload once
+    /// it is durable; in a directory, each file written since the last call and each of their
+    /// directories is synced (not the whole file system: it is often the data directory's).
+    pub(crate) async fn sync(&self) -> Result<()> {
+        let Some(dir) = self.local_dir.clone() else { return Ok(()) };
+        let keys = std::mem::take(&mut *self.unsynced.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+        if keys.is_empty() {
+            return Ok(());
+        }
+        tokio::task::spawn_blocking(move || {
+            let mut dirs = std::collections::BTreeSet::new();
+            for key in keys {
+                let path = dir.join(&key);
+                std::fs::File::open(&path)?.sync_all()?;
+                let mut parent = path.parent();
+                // Every directory from the file up to the target (new ones may have appeared).
+                while let Some(p) = parent.filter(|p| p.starts_with(&dir)) {
+                    dirs.insert(p.to_path_buf());
+                    parent = p.parent();
+                }
+            }
+            for d in dirs {
+                std::fs::File::open(&d)?.sync_all()?;
+            }
+            Ok(())
+        })
+        .await
+        .map_err(|e| Error::io(format!("sync {}", self.name))(std::io::Error::other(e)))?
+        .map_err(Error::io(format!("sync {}", self.name)))
     }
 
     pub(crate) async fn get(&self, key: &str) -> Result<Option<Bytes>> {
