@@ -1,23 +1,28 @@
 //! Benchmarks that run Cairn and its anchor in the same process, on the same file system, and
 //! report each figure with the anchor's and their ratio. Used by `cairn bench storage`, `cairn
-//! bench http`, `cairn bench kv` and `cairn bench s3` (whose server is a child process and
-//! whose anchors are plain file I/O, see `s3.rs`).
+//! bench http`, `cairn bench kv`, `cairn bench s3` (whose server is a child process and whose
+//! anchors are plain file I/O, see `s3.rs`), `cairn bench rooms` (against `partyserver` on
+//! Miniflare), `cairn bench store` and `cairn bench backup`.
 //!
 //! Anchors are raw rusqlite doing the same work the way an application using rusqlite directly
 //! would: each query through rusqlite's prepared-statement cache (`prepare_cached`), one table,
 //! WAL mode with exclusive locking (the SQLite settings Cairn uses), so a ratio of 1.0 means
 //! Cairn adds no cost over SQLite itself.
 
+pub mod backup;
+mod child;
 mod http;
 mod http_conn;
 mod kv;
 mod load;
+mod rooms;
 mod s3;
 mod server;
 pub mod store;
 
 pub use http::{HttpBenchOptions, HttpFigure, http};
 pub use kv::{KvBenchOptions, kv};
+pub use rooms::{RoomsBenchOptions, rooms};
 pub use s3::{S3BenchOptions, s3};
 
 use std::path::{Path, PathBuf};

@@ -1,7 +1,7 @@
 //! `cairn bench s3`: buckets through the S3 API of a `cairn serve` child process, beside raw
 //! file I/O on the same file system.
 //!
-//! - The server (`child.rs`): the `cairn` binary started with `serve` on loopback ports bound
+//! - The server (`crate::child`): the `cairn` binary started with `serve` on loopback ports bound
 //!   to 0, default configuration (`fsync` durability), one access key; stopped with SIGTERM.
 //! - The client (`client.rs`, `sigv4.rs`): hyper's HTTP/1.1 client connection, path-style
 //!   requests signed with SigV4 (`UNSIGNED-PAYLOAD`), on a two-worker tokio runtime in this
@@ -15,7 +15,6 @@
 //! object (write + `sync_all`, or read) by 16 threads; the server's peak resident memory while
 //! it receives one 1 GiB object.
 
-mod child;
 mod client;
 mod sigv4;
 
@@ -30,9 +29,9 @@ use anyhow::Context;
 use hyper::body::Bytes;
 use md5::{Digest, Md5};
 
+use crate::child::ChildServer;
 use crate::load::{Driver, Run, load, runtime};
 use crate::{Figure, round};
-use child::ChildServer;
 use client::{ReqBody, S3Conn};
 use sigv4::{Credentials, hex};
 
@@ -536,7 +535,14 @@ pub fn s3(opts: &S3BenchOptions, mut report: impl FnMut(&Figure)) -> anyhow::Res
         access_key_id: "cairn-bench".into(),
         secret_access_key: "cairn-bench-secret-access-key".into(),
     });
-    let server = ChildServer::start(&opts.server, &work.path().join("cairn"), &creds)?;
+    let server = ChildServer::start(
+        &opts.server,
+        &work.path().join("cairn"),
+        &[
+            ("CAIRN_S3_ACCESS_KEY_ID", creds.access_key_id.as_str()),
+            ("CAIRN_S3_SECRET_ACCESS_KEY", creds.secret_access_key.as_str()),
+        ],
+    )?;
     let rt = runtime()?;
     let outcome = rt.block_on(run(opts, &server, &creds, &raw, &mut report));
     let stopped = server.stop();

@@ -190,6 +190,45 @@ enum Bench {
         #[arg(long, default_value_t = 1024)]
         memory_mib: u64,
     },
+    /// Rooms over WebSockets: the `chat` party of a `cairn serve` child process against the
+    /// same chat room as a partyserver Server with hibernation on Miniflare/workerd (install it
+    /// with scripts/bench-rooms.sh): sockets connected and held, broadcast latency in a large
+    /// room, resident memory per hibernated socket, durable chat messages per second.
+    Rooms {
+        /// Directory for the server's data and the anchor's files (removed afterwards).
+        #[arg(long, default_value = "./cairn-bench")]
+        dir: PathBuf,
+        /// The node binary that runs Miniflare.
+        #[arg(long, default_value = "node")]
+        node: PathBuf,
+        /// The npm prefix miniflare, partyserver and esbuild are installed in.
+        #[arg(long, default_value = "target/bench-node")]
+        npm_prefix: PathBuf,
+        /// Sockets held open at once for the connect and memory figures.
+        #[arg(long, default_value_t = 10_000)]
+        sockets: usize,
+        /// Rooms those sockets are spread over.
+        #[arg(long, default_value_t = 1_000)]
+        rooms: usize,
+        /// Members of the broadcast room.
+        #[arg(long, default_value_t = 1_000)]
+        broadcast_members: usize,
+        /// Timed broadcast rounds (one message to every member each).
+        #[arg(long, default_value_t = 200)]
+        broadcast_rounds: usize,
+        /// Rooms of the chat workload.
+        #[arg(long, default_value_t = 10)]
+        chat_rooms: usize,
+        /// Clients in each chat room.
+        #[arg(long, default_value_t = 10)]
+        chat_clients: usize,
+        /// Chat messages sent in the timed run, in all.
+        #[arg(long, default_value_t = 20_000)]
+        messages: usize,
+        /// Cairn's room hibernation delay, in milliseconds (workerd's is a fixed 10 s).
+        #[arg(long, default_value_t = 1_000)]
+        hibernate_after_ms: u64,
+    },
     /// cairn-store's auto-save per persister (JSON file, SQLite, Cairn object embedded and
     /// over HTTP, PostgreSQL with --postgres-url) against the same single-cell changes written
     /// straight to SQLite.
@@ -210,6 +249,32 @@ enum Bench {
         /// A PostgreSQL server for the PostgreSQL persisters (skipped without one).
         #[arg(long)]
         postgres_url: Option<String>,
+    },
+    /// Continuous backup and history: write throughput with backup on against off, backup lag,
+    /// restore speed against a plain copy, and history's bytes after a day of updates.
+    Backup {
+        /// Directory for every file (removed afterwards).
+        #[arg(long, default_value = "./cairn-bench")]
+        dir: PathBuf,
+        /// Where the backup targets go (default: inside --dir, the same disk as the data).
+        #[arg(long)]
+        target_dir: Option<PathBuf>,
+        /// Concurrent writers, one object each.
+        #[arg(long, default_value_t = 64)]
+        objects: usize,
+        /// Seconds of each throughput run.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// Throughput runs of each kind (backup off and on, alternating).
+        #[arg(long, default_value_t = 2)]
+        reps: usize,
+        /// The backup's pass interval, in milliseconds.
+        #[arg(long, default_value_t = 1000)]
+        interval_ms: u64,
+        /// Updates of each key per simulated hour in the day-like workload (100 objects of 100
+        /// keys for 24 hours).
+        #[arg(long, default_value_t = 2)]
+        day_updates_per_hour: usize,
     },
 }
 
@@ -301,6 +366,67 @@ fn main() -> anyhow::Result<()> {
                 memory_mib,
             };
             cairn_bench::s3(&opts, |figure| {
+                #[allow(clippy::print_stdout)]
+                {
+                    println!("{}", serde_json::to_string(figure).unwrap_or_default());
+                }
+            })?;
+            let _ = std::fs::remove_dir(&dir);
+        }
+        Command::Bench {
+            which: Bench::Backup { dir, target_dir, objects, seconds, reps, interval_ms, day_updates_per_hour },
+        } => {
+            let opts = cairn_bench::backup::BackupBenchOptions {
+                dir: dir.clone(),
+                target_dir,
+                objects,
+                seconds,
+                reps,
+                interval: std::time::Duration::from_millis(interval_ms),
+                day_updates_per_hour,
+                ..cairn_bench::backup::BackupBenchOptions::default()
+            };
+            cairn_bench::backup::backup(&opts, |figure| {
+                #[allow(clippy::print_stdout)]
+                {
+                    println!("{}", serde_json::to_string(figure).unwrap_or_default());
+                }
+            })?;
+            let _ = std::fs::remove_dir(&dir);
+        }
+        Command::Bench {
+            which:
+                Bench::Rooms {
+                    dir,
+                    node,
+                    npm_prefix,
+                    sockets,
+                    rooms,
+                    broadcast_members,
+                    broadcast_rounds,
+                    chat_rooms,
+                    chat_clients,
+                    messages,
+                    hibernate_after_ms,
+                },
+        } => {
+            use anyhow::Context as _;
+            let opts = cairn_bench::RoomsBenchOptions {
+                dir: dir.clone(),
+                // The server under test is this binary, started as `cairn serve`.
+                server: std::env::current_exe().context("find the cairn binary")?,
+                node,
+                npm_prefix,
+                sockets,
+                rooms,
+                broadcast_members,
+                broadcast_rounds,
+                chat_rooms,
+                chat_clients,
+                messages,
+                hibernate_after_ms,
+            };
+            cairn_bench::rooms(&opts, |figure| {
                 #[allow(clippy::print_stdout)]
                 {
                     println!("{}", serde_json::to_string(figure).unwrap_or_default());
