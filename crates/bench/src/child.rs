@@ -210,6 +210,17 @@ fn address_after(line: &str, marker: &str) -> Option<SocketAddr> {
     rest.split_whitespace().next()?.parse().ok()
 }
 
+/// The version of npm package `package` installed under the prefix `prefix` ("unknown" if it
+/// cannot be read): anchors report what they ran.
+pub(crate) fn package_version(prefix: &Path, package: &str) -> String {
+    let file = prefix.join("node_modules").join(package).join("package.json");
+    std::fs::read(file)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .and_then(|v| v["version"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| "unknown".to_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use super::address_after;

@@ -278,6 +278,12 @@ enum Bench {
     },
 }
 
+/// Prints one benchmark figure as a line of JSON.
+#[allow(clippy::print_stdout)]
+fn print_figure<T: serde::Serialize>(figure: &T) {
+    println!("{}", serde_json::to_string(figure).unwrap_or_default());
+}
+
 fn serve(
     data_dir: Option<PathBuf>,
     listen: Option<std::net::SocketAddr>,
@@ -320,12 +326,7 @@ fn main() -> anyhow::Result<()> {
             std::process::exit(code as i32);
         }
         Command::Bench { which: Bench::Http { dir, requests } } => {
-            cairn_bench::http(&cairn_bench::HttpBenchOptions { dir: dir.clone(), requests }, |figure| {
-                #[allow(clippy::print_stdout)]
-                {
-                    println!("{}", serde_json::to_string(figure).unwrap_or_default());
-                }
-            })?;
+            cairn_bench::http(&cairn_bench::HttpBenchOptions { dir: dir.clone(), requests }, print_figure)?;
             let _ = std::fs::remove_dir(&dir);
         }
         Command::Bench { which: Bench::Storage { dir, scale, objects, open, no_history } } => {
@@ -336,23 +337,13 @@ fn main() -> anyhow::Result<()> {
                 memory_open: open,
                 history: !no_history,
             };
-            cairn_bench::storage(&opts, |figure| {
-                #[allow(clippy::print_stdout)]
-                {
-                    println!("{}", serde_json::to_string(figure).unwrap_or_default());
-                }
-            })?;
+            cairn_bench::storage(&opts, print_figure)?;
             // The work directory inside `dir` is removed; remove `dir` too if it is now empty.
             let _ = std::fs::remove_dir(&dir);
         }
         Command::Bench { which: Bench::Kv { dir, requests, redis_server, node, miniflare_prefix } } => {
             let opts = cairn_bench::KvBenchOptions { dir: dir.clone(), requests, redis_server, node, miniflare_prefix };
-            cairn_bench::kv(&opts, |figure| {
-                #[allow(clippy::print_stdout)]
-                {
-                    println!("{}", serde_json::to_string(figure).unwrap_or_default());
-                }
-            })?;
+            cairn_bench::kv(&opts, print_figure)?;
             let _ = std::fs::remove_dir(&dir);
         }
         Command::Bench { which: Bench::S3 { dir, objects, requests, memory_mib } } => {
@@ -365,12 +356,7 @@ fn main() -> anyhow::Result<()> {
                 small_requests: requests,
                 memory_mib,
             };
-            cairn_bench::s3(&opts, |figure| {
-                #[allow(clippy::print_stdout)]
-                {
-                    println!("{}", serde_json::to_string(figure).unwrap_or_default());
-                }
-            })?;
+            cairn_bench::s3(&opts, print_figure)?;
             let _ = std::fs::remove_dir(&dir);
         }
         Command::Bench {
@@ -386,12 +372,7 @@ fn main() -> anyhow::Result<()> {
                 day_updates_per_hour,
                 ..cairn_bench::backup::BackupBenchOptions::default()
             };
-            cairn_bench::backup::backup(&opts, |figure| {
-                #[allow(clippy::print_stdout)]
-                {
-                    println!("{}", serde_json::to_string(figure).unwrap_or_default());
-                }
-            })?;
+            cairn_bench::backup::backup(&opts, print_figure)?;
             let _ = std::fs::remove_dir(&dir);
         }
         Command::Bench {
@@ -426,12 +407,7 @@ fn main() -> anyhow::Result<()> {
                 messages,
                 hibernate_after_ms,
             };
-            cairn_bench::rooms(&opts, |figure| {
-                #[allow(clippy::print_stdout)]
-                {
-                    println!("{}", serde_json::to_string(figure).unwrap_or_default());
-                }
-            })?;
+            cairn_bench::rooms(&opts, print_figure)?;
             let _ = std::fs::remove_dir(&dir);
         }
         Command::Bench { which: Bench::Store { dir, rows, changes, latency_changes, postgres_url } } => {
@@ -442,12 +418,7 @@ fn main() -> anyhow::Result<()> {
                 latency_changes,
                 postgres_url,
             };
-            cairn_bench::store::store(&opts, |figure| {
-                #[allow(clippy::print_stdout)]
-                {
-                    println!("{}", serde_json::to_string(figure).unwrap_or_default());
-                }
-            })?;
+            cairn_bench::store::store(&opts, print_figure)?;
             let _ = std::fs::remove_dir(&dir);
         }
     }

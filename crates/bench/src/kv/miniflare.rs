@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
+use crate::child::package_version;
+
 const RUNNER: &str = include_str!("miniflare.mjs");
 
 /// A running Miniflare, stopped when dropped (its standard input is closed; it disposes of
@@ -22,15 +24,6 @@ pub(crate) struct Miniflare {
     pub(crate) addr: SocketAddr,
     /// Versions of the `miniflare` and `workerd` packages.
     pub(crate) version: String,
-}
-
-fn package_version(prefix: &Path, package: &str) -> String {
-    let file = prefix.join("node_modules").join(package).join("package.json");
-    std::fs::read(file)
-        .ok()
-        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-        .and_then(|v| v["version"].as_str().map(str::to_owned))
-        .unwrap_or_else(|| "unknown".to_owned())
 }
 
 impl Miniflare {

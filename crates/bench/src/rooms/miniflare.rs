@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
+use crate::child::package_version;
+
 const RUNNER: &str = include_str!("miniflare.mjs");
 const WORKER: &str = include_str!("chat-worker.js");
 
@@ -33,15 +35,6 @@ pub(crate) struct Miniflare {
     pub(crate) do_dir: PathBuf,
     /// Versions of the npm packages that matter.
     pub(crate) version: String,
-}
-
-fn package_version(prefix: &Path, package: &str) -> String {
-    let file = prefix.join("node_modules").join(package).join("package.json");
-    std::fs::read(file)
-        .ok()
-        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-        .and_then(|v| v["version"].as_str().map(str::to_owned))
-        .unwrap_or_else(|| "unknown".to_owned())
 }
 
 /// The parent pid and command name of a process, from `/proc/{pid}/stat`.
