@@ -27,6 +27,9 @@ import pytest
 import requests
 from botocore.config import Config
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "pysupport"))
+from cairn_process import kill as _kill_process, launch, tail as _tail_of  # noqa: E402
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 15.0
@@ -170,51 +173,23 @@ class CairnServer:
         self.session.headers["Authorization"] = f"Bearer {TOKEN}"
 
     def tail(self, n: int = 40) -> str:
-        return "\n".join(self.log[-n:])
+        return _tail_of(self.log, n)
 
     def start(self) -> "CairnServer":
-        if not self.binary.is_file():
-            raise RuntimeError(
-                f"cairn binary not found at {self.binary}: build it (cargo build -p cairn) or point CAIRN_BIN at it"
-            )
         self.data_dir.mkdir(parents=True, exist_ok=True)
         env = dict(os.environ)
         env["CAIRN_TOKEN"] = TOKEN
         env.update(self.extra_env)
         self.url = None
-        self.log = []
-        self.proc = subprocess.Popen(
-            [str(self.binary), "serve", "--listen", "127.0.0.1:0", "--data-dir", str(self.data_dir)],
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+        self.proc, self.log, urls, self._reader = launch(
+            self.binary,
+            ["serve", "--listen", "127.0.0.1:0", "--data-dir", str(self.data_dir)],
+            env,
+            {"http": _SERVING},
+            START_TIMEOUT_S,
         )
-        found = threading.Event()
-
-        def pump(stream) -> None:
-            # Keeps draining stderr for the life of the process so the pipe never fills.
-            for raw in iter(stream.readline, b""):
-                line = raw.decode("utf-8", "replace").rstrip("\r\n")
-                self.log.append(line)
-                if not found.is_set():
-                    m = _SERVING.search(line)
-                    if m:
-                        self.url = m.group(1).rstrip("/")
-                        found.set()
-            stream.close()
-
-        self._reader = threading.Thread(target=pump, args=(self.proc.stderr,), daemon=True)
-        self._reader.start()
+        self.url = urls["http"]
         deadline = time.monotonic() + START_TIMEOUT_S
-        while not found.wait(0.05):
-            rc = self.proc.poll()
-            if rc is not None:
-                self._reader.join(2)
-                raise RuntimeError(f"cairn exited with status {rc} before serving; stderr:\n{self.tail()}")
-            if time.monotonic() > deadline:
-                self.kill()
-                raise RuntimeError(f"cairn did not print 'cairn serving http://...' within {START_TIMEOUT_S:.0f} s")
         # Ready: /healthz answers (bounded).
         while True:
             try:
@@ -229,12 +204,7 @@ class CairnServer:
 
     def kill(self) -> None:
         """SIGKILL: no clean shutdown, no last backup pass."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                pass
+        _kill_process(self.proc)
 
     def stop(self) -> None:
         """SIGTERM, then wait (bounded); SIGKILL if it does not stop."""
