@@ -519,8 +519,8 @@ impl RoomHost {
     }
 
     /// Drops the instances of rooms idle for [`HostConfig::hibernate_after`] whose sockets are
-    /// all hibernatable, and forgets rooms with neither instance nor sockets. Returns how many
-    /// instances were dropped.
+    /// all hibernatable, releasing their objects' storage ([`ObjectRef::release`]), and forgets
+    /// rooms with neither instance nor sockets. Returns how many instances were dropped.
     pub fn hibernate_idle(&self) -> usize {
         let now = self.inner.clock.now_ms();
         let idle_ms = i64::try_from(self.inner.config.hibernate_after.as_millis()).unwrap_or(i64::MAX);
@@ -536,6 +536,9 @@ impl RoomHost {
             if instance.is_some() && idle && sockets.all_hibernatable() {
                 *instance = None;
                 dropped += 1;
+                // The room's storage goes too (its SQLite connection and page cache are most
+                // of a hibernating room's memory); the next event reopens it.
+                cell.object.release();
             }
             instance.is_some() || !sockets.is_empty()
         });

@@ -333,9 +333,20 @@ impl ObjectRef {
     /// [`Error::ShuttingDown`].
     pub async fn abort(&self) -> Result<()> {
         let (tx, rx) = oneshot::channel();
-        let cmd = Command::Close { ns: Arc::clone(&self.ns), name: Arc::clone(&self.name), reply: tx };
+        let cmd = Command::Close { ns: Arc::clone(&self.ns), name: Arc::clone(&self.name), reply: Some(tx) };
         self.shard.send(cmd).await.map_err(|_| Error::ShuttingDown)?;
         rx.await.map_err(|_| Error::ShuttingDown)
+    }
+
+    /// Asks the shard to close the object's storage (its connection, caches and WAL) after the
+    /// commands already queued, without waiting: for an object that is idle and should hold no
+    /// memory, such as a hibernating room. Its next event opens it again; committed writes are
+    /// kept, and an object that was never written is removed as on eviction. Returns `false`
+    /// if the shard's queue is full or the runtime is shutting down: the object then stays open
+    /// until the open-object budget evicts it.
+    pub fn release(&self) -> bool {
+        let cmd = Command::Close { ns: Arc::clone(&self.ns), name: Arc::clone(&self.name), reply: None };
+        self.shard.try_send(cmd).is_ok()
     }
 
     /// Writes the object's storage as it was at `at` (or as it is now) to `dest`, a new

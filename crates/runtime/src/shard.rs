@@ -44,8 +44,9 @@ pub(crate) enum Command {
     Event { ns: Arc<str>, name: Arc<str>, job: Job },
     /// A history operation on an object (point-in-time recovery).
     History { ns: Arc<str>, name: Arc<str>, op: HistoryOp },
-    /// Close an object (its next event reopens it, applying a pending restore).
-    Close { ns: Arc<str>, name: Arc<str>, reply: tokio::sync::oneshot::Sender<()> },
+    /// Close an object (its next event reopens it, applying a pending restore); the reply, if
+    /// asked for, once it is closed.
+    Close { ns: Arc<str>, name: Arc<str>, reply: Option<tokio::sync::oneshot::Sender<()>> },
     /// Copy objects' files for a backup snapshot, between rounds and after this shard's log
     /// is durable.
     CopyObjects {
@@ -207,7 +208,9 @@ impl Shard {
                     Command::History { ns, name, op } => self.handle_history(&ns, &name, op, &mut round),
                     Command::Close { ns, name, reply } => {
                         self.close(&key_of(&ns, &name));
-                        let _ = reply.send(());
+                        if let Some(reply) = reply {
+                            let _ = reply.send(());
+                        }
                     }
                     Command::Shutdown => {
                         stopping = true;

@@ -78,6 +78,28 @@ async fn the_next_message_wakes_the_room_with_on_start_then_on_message() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hibernating_rooms_storage_is_closed_and_reopened_by_the_next_event() {
+    let env = env();
+    env.obj("r").put("counter", &7i64).await.unwrap();
+    let (a, mut rx) = env.join("r", "a", "").await;
+    let (_b, _rx_b) = env.join("quiet", "b", "").await; // a room that never writes
+    assert_eq!(env.rt.stats().open_objects, 2);
+    env.clock.advance(10_000);
+    env.settle("quiet").await;
+    assert_eq!(env.hibernate("r").await, 2);
+    // The runtime has one shard, whose commands run in order: an event on a third object runs
+    // after the two closes the hibernation asked for.
+    env.settle("barrier").await;
+    assert_eq!(env.rt.stats().open_objects, 1, "only the barrier's object is open");
+    // The room that never wrote left no file behind; the other's data is intact.
+    assert!(!cairn_storage::layout::object_path(env.dir.path(), "p", "quiet").exists());
+    assert!(cairn_storage::layout::object_path(env.dir.path(), "p", "r").exists());
+    assert_eq!(Env::ask(&a, &mut rx, "seen").await, "1");
+    assert_eq!(env.take_log().iter().filter(|l| l.starts_with("start:")).last().unwrap(), "start:7");
+    assert_eq!(env.rt.stats().open_objects, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_connection_wakes_a_hibernating_room() {
     let env = env();
     let (a, mut rx_a) = env.join("r", "a", "").await;

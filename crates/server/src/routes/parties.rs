@@ -133,64 +133,103 @@ async fn connect(state: AppState, party: String, room: String, request: Request)
 }
 
 /// Moves frames between one socket and its room until either side closes it.
-async fn carry(mut socket: Socket, handle: SocketHandle, mut rx: Outbound) {
-    let mut outcome: Option<(u16, String, bool)> = None;
-    // Completes if the client stops reading and its queue overflows: the connection is then
-    // dropped at once (a close frame could not get through a full socket anyway).
-    let overflowed = rx.overflowed();
-    tokio::pin!(overflowed);
-    loop {
-        tokio::select! {
-            () = &mut overflowed => {
-                handle.closed(OVERFLOW_CLOSE_CODE, rx.overflow_reason(), false).await;
-                return;
-            }
-            incoming = socket.next() => match incoming {
-                Some(Ok(WsMessage::Text(text))) => handle.message(Message::Text(text.as_str().to_owned())).await,
-                Some(Ok(WsMessage::Binary(bytes))) => handle.message(Message::Binary(bytes)).await,
-                Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_) | WsMessage::Frame(_))) => {}
-                Some(Ok(WsMessage::Close(frame))) => {
-                    let (code, reason) =
-                        frame.map_or((1005, String::new()), |f| (u16::from(f.code), f.reason.as_str().to_owned()));
-                    // Sends the close reply tungstenite queued.
-                    let _ = socket.flush().await;
-                    outcome = Some((code, reason, true));
-                    break;
-                }
-                Some(Err(e)) => {
-                    let (code, why) = protocol_close(&e);
-                    handle.error(e.to_string()).await;
-                    let _ = socket.send(close_message(code, why)).await;
-                    outcome = Some((code, why.to_owned(), false));
-                    break;
-                }
-                None => break,
-            },
-            out = rx.recv() => match out {
-                Some(Frame::Close { code, reason }) => {
-                    // The room closed this socket (it has already left the room).
-                    let _ = socket.send(close_message(code, &reason)).await;
-                    ws::linger(socket).await;
+///
+/// This future is the whole of an idle socket's task, so it is kept small (704 bytes, of which
+/// the socket is 328; 2,000 before): it only waits, and each frame or close is handled by a
+/// boxed future (`Box::pin`) that exists only while it runs, rather than by state reserved
+/// inline for the life of the socket. It is an `async` block rather than an `async fn`, whose
+/// future would hold its arguments twice (once as arguments, once as the locals they move to).
+fn carry(mut socket: Socket, handle: SocketHandle, mut rx: Outbound) -> impl Future<Output = ()> + Send {
+    async move {
+        // Completes if the client stops reading and its queue overflows: the connection is then
+        // dropped at once (a close frame could not get through a full socket anyway).
+        let overflowed = rx.overflowed();
+        tokio::pin!(overflowed);
+        let outcome = loop {
+            let step = tokio::select! {
+                () = &mut overflowed => Flow::Overflowed,
+                incoming = socket.next() => Box::pin(receive(&mut socket, &handle, incoming)).await,
+                out = rx.recv() => Box::pin(deliver(&mut socket, out, overflowed.as_mut())).await,
+            };
+            match step {
+                Flow::Continue => {}
+                Flow::Overflowed => {
+                    Box::pin(handle.closed(OVERFLOW_CLOSE_CODE, rx.overflow_reason(), false)).await;
                     return;
                 }
-                Some(frame) => {
-                    let Some(message) = to_ws(frame) else { continue };
-                    tokio::select! {
-                        sent = socket.send(message) => if sent.is_err() { break },
-                        () = &mut overflowed => {
-                            handle.closed(OVERFLOW_CLOSE_CODE, rx.overflow_reason(), false).await;
-                            return;
-                        }
-                    }
+                Flow::Gone => return,
+                Flow::Linger => {
+                    Box::pin(ws::linger(socket)).await;
+                    return;
                 }
-                // The room dropped the socket (replaced by a newer one with the same id).
-                None => return,
-            },
-        }
+                Flow::Closed(outcome) => break outcome,
+            }
+        };
+        let (code, reason, clean) = outcome.unwrap_or((1006, GONE_WITHOUT_CLOSE.to_owned(), false));
+        Box::pin(handle.closed(code, reason, clean)).await;
+        Box::pin(ws::linger(socket)).await;
     }
-    let (code, reason, clean) = outcome.unwrap_or((1006, GONE_WITHOUT_CLOSE.to_owned(), false));
-    handle.closed(code, reason, clean).await;
-    ws::linger(socket).await;
+}
+
+/// What [`carry`] does after one frame.
+enum Flow {
+    /// Wait for the next frame.
+    Continue,
+    /// The client stopped reading: drop the connection, tell the room.
+    Overflowed,
+    /// The room dropped the socket (replaced by a newer one with the same id): just end.
+    Gone,
+    /// The room closed the socket and its close frame went out: linger, then end.
+    Linger,
+    /// The connection ended: tell the room (code, reason, clean; none if it vanished).
+    Closed(Option<(u16, String, bool)>),
+}
+
+/// Handles a frame from the client.
+async fn receive(socket: &mut Socket, handle: &SocketHandle, incoming: Option<Result<WsMessage, WsError>>) -> Flow {
+    match incoming {
+        Some(Ok(WsMessage::Text(text))) => handle.message(Message::Text(text.as_str().to_owned())).await,
+        Some(Ok(WsMessage::Binary(bytes))) => handle.message(Message::Binary(bytes)).await,
+        Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_) | WsMessage::Frame(_))) => {}
+        Some(Ok(WsMessage::Close(frame))) => {
+            let (code, reason) =
+                frame.map_or((1005, String::new()), |f| (u16::from(f.code), f.reason.as_str().to_owned()));
+            // Sends the close reply tungstenite queued.
+            let _ = socket.flush().await;
+            return Flow::Closed(Some((code, reason, true)));
+        }
+        Some(Err(e)) => {
+            let (code, why) = protocol_close(&e);
+            handle.error(e.to_string()).await;
+            let _ = socket.send(close_message(code, why)).await;
+            return Flow::Closed(Some((code, why.to_owned(), false)));
+        }
+        None => return Flow::Closed(None),
+    }
+    Flow::Continue
+}
+
+/// Sends a frame from the room, unless the queue overflows meanwhile.
+async fn deliver(
+    socket: &mut Socket,
+    out: Option<Frame>,
+    overflowed: std::pin::Pin<&mut impl Future<Output = ()>>,
+) -> Flow {
+    match out {
+        Some(Frame::Close { code, reason }) => {
+            // The room closed this socket (it has already left the room).
+            let _ = socket.send(close_message(code, &reason)).await;
+            Flow::Linger
+        }
+        Some(frame) => {
+            let Some(message) = to_ws(frame) else { return Flow::Continue };
+            tokio::select! {
+                sent = socket.send(message) => if sent.is_err() { Flow::Closed(None) } else { Flow::Continue },
+                () = overflowed => Flow::Overflowed,
+            }
+        }
+        None => Flow::Gone,
+    }
 }
 
 /// The close code for a failed read: 1007 for invalid UTF-8, 1009 for an oversized message,

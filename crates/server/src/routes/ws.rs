@@ -88,7 +88,10 @@ impl Upgrade {
             match on_upgrade.await {
                 Ok(upgraded) => {
                     let socket = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config));
-                    serve(socket.await).await;
+                    // A task of its own: this one's state (the upgrade, the config) would
+                    // otherwise stay reserved for the life of the connection.
+                    let serving = serve(socket.await);
+                    tokio::spawn(serving);
                 }
                 Err(e) => tracing::debug!(error = %e, "WebSocket upgrade failed"),
             }
