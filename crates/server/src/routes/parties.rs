@@ -139,6 +139,7 @@ async fn connect(state: AppState, party: String, room: String, request: Request)
 /// boxed future (`Box::pin`) that exists only while it runs, rather than by state reserved
 /// inline for the life of the socket. It is an `async` block rather than an `async fn`, whose
 /// future would hold its arguments twice (once as arguments, once as the locals they move to).
+#[allow(clippy::manual_async_fn, reason = "an async fn's future would hold its arguments twice")]
 fn carry(mut socket: Socket, handle: SocketHandle, mut rx: Outbound) -> impl Future<Output = ()> + Send {
     async move {
         // Completes if the client stops reading and its queue overflows: the connection is then
