@@ -569,7 +569,13 @@ impl Shard {
         self.stats.open_objects.fetch_sub(1, Ordering::Relaxed);
         let never_written = slot.storage.committed_seq() == 0;
         let path = slot.storage.path().to_path_buf();
-        drop(slot);
+        if never_written {
+            // Its files go: no need to checkpoint and sync them first (two fsyncs on this
+            // thread, which made hibernating rooms that were only visited slow to release).
+            slot.storage.discard();
+        } else {
+            drop(slot);
+        }
         if never_written {
             for suffix in ["", "-wal", "-shm"] {
                 let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));

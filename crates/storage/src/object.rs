@@ -320,6 +320,14 @@ impl ObjectStorage {
         &self.clock
     }
 
+    /// Closes the object without SQLite's checkpoint on close, which would copy the WAL into
+    /// the file and sync both: for an object whose files are removed right after because it
+    /// was never written (nothing in them was ever acknowledged).
+    pub fn discard(self) {
+        // If the setting fails, closing just checkpoints as usual.
+        let _ = self.conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true);
+    }
+
     /// The last committed sequence number (0 for a new object).
     pub fn committed_seq(&self) -> u64 {
         self.seq
