@@ -15,11 +15,12 @@
 //! 2. **One change at a time**: `--latency-changes` changes, each made only once the previous one
 //!    is saved (the store is otherwise idle): the latency of a lone change, and how much of it
 //!    passed before the save called its back end (`to_backend_p50_us`: waking the persister's
-//!    task, copying and diffing the store).
+//!    task and, for a back end that writes whole content, copying the store).
 //!
 //! Which changes a save holds: every back end is wrapped in `Timed`, a [`Persist`] that hands
 //! the save to it and, once it returns, finds the largest `n` such that the content it was given
-//! equals the store after the first `n` changes. The search only looks at the changes the
+//! (for a save of changes alone: its copy of the stored content with them applied) equals the
+//! store after the first `n` changes. The search only looks at the changes the
 //! writer made between the end of the previous save and the start of this one (everything
 //! before is in it; nothing after can be), keeping for each cell they touched whether the
 //! content holds the value the store had after `n` changes; it runs after the save's completion
@@ -34,9 +35,10 @@
 //! changes in the persister's batches: one transaction per save the persister made during the
 //! stream, holding the changes that save added.
 //!
-//! A first figure, `store_without_persister`, times what every auto-save does before it calls
-//! its back end (copy the store's content, diff it against the previous copy; JSON modes then
-//! write it as JSON) and how fast the writer changes a store without a persister.
+//! A first figure, `store_without_persister`, times what an auto-save of whole content does
+//! before it calls its back end (copy the store's content; JSON modes then write it as JSON;
+//! also a diff of two copies, which auto-saves no longer do) and how fast the writer changes a
+//! store without a persister.
 //!
 //! Persisters: a JSON file; SQLite in JSON and in tabular mode (the connection set to WAL and
 //! `synchronous=FULL`, as the anchor); a Cairn object through a `cairn_runtime::Runtime` in this
@@ -306,23 +308,26 @@ impl Tracker {
 struct Timed<P> {
     inner: P,
     tracker: Arc<Tracker>,
+    /// What the storage holds, for a back end that writes changes: the store before any change
+    /// (what the first, whole save writes), then with each save's changes applied.
+    stored: Mutex<Content>,
 }
 
-impl<P: Persist> Persist for Timed<P> {
-    async fn get_content(&self) -> Result<Option<Content>, cairn_store::Error> {
-        self.inner.get_content().await
-    }
-
-    async fn set_content(&self, content: &Content, changes: Option<&Changes>) -> Result<(), cairn_store::Error> {
+impl<P: Persist> Timed<P> {
+    /// The changes a save starting now may hold, and when it started.
+    fn start(&self) -> (Range<usize>, Duration) {
         let tracker = &self.tracker;
         // One change may be committed and not yet counted.
         let hi = (tracker.committed.load(Ordering::Acquire) + 1).min(tracker.workload.changes.len());
         let lo = tracker.floor.load(Ordering::Acquire).min(hi);
-        let started = tracker.epoch.elapsed();
-        self.inner.set_content(content, changes).await?;
-        let finished = tracker.epoch.elapsed();
+        (lo..hi, tracker.epoch.elapsed())
+    }
+
+    /// Records a save that returned: `content` is what the storage holds after it.
+    fn finish(&self, (window, started): (Range<usize>, Duration), finished: Duration, content: &Content) {
+        let tracker = &self.tracker;
         tracker.floor.store(tracker.committed.load(Ordering::Acquire), Ordering::Release);
-        match tracker.workload.included(content, lo, hi) {
+        match tracker.workload.included(content, window.start, window.end) {
             Some(included) => {
                 tracker.saves.lock().unwrap_or_else(PoisonError::into_inner).push(SaveRecord {
                     included,
@@ -339,6 +344,38 @@ impl<P: Persist> Persist for Timed<P> {
                 tracker.unexplained.fetch_add(1, Ordering::SeqCst);
             }
         }
+    }
+}
+
+impl<P: Persist> Persist for Timed<P> {
+    async fn get_content(&self) -> Result<Option<Content>, cairn_store::Error> {
+        self.inner.get_content().await
+    }
+
+    async fn set_content(&self, content: &Content) -> Result<(), cairn_store::Error> {
+        let start = self.start();
+        self.inner.set_content(content).await?;
+        let finished = self.tracker.epoch.elapsed();
+        // Before any change `stored` is already the store (and copying it would add to the
+        // first save's time).
+        if self.inner.writes_changes() && self.tracker.committed.load(Ordering::Acquire) > 0 {
+            self.stored.lock().unwrap_or_else(PoisonError::into_inner).clone_from(content);
+        }
+        self.finish(start, finished, content);
+        Ok(())
+    }
+
+    fn writes_changes(&self) -> bool {
+        self.inner.writes_changes()
+    }
+
+    async fn set_changes(&self, changes: &Changes) -> Result<(), cairn_store::Error> {
+        let start = self.start();
+        self.inner.set_changes(changes).await?;
+        let finished = self.tracker.epoch.elapsed();
+        let mut stored = self.stored.lock().unwrap_or_else(PoisonError::into_inner);
+        stored.apply_changes(changes);
+        self.finish(start, finished, &stored);
         Ok(())
     }
 }
@@ -450,7 +487,8 @@ async fn measure<P: Persist>(
     let options = PersisterOptions::new().on_ignored_error(move |e| {
         log.lock().unwrap_or_else(PoisonError::into_inner).push(format!("{e} ({})", e.code()));
     });
-    let persister = Persister::new(&store, Timed { inner: storage, tracker: tracker.clone() }, options)?;
+    let timed = Timed { inner: storage, tracker: tracker.clone(), stored: Mutex::new(store.content()) };
+    let persister = Persister::new(&store, timed, options)?;
 
     // The whole store, saved once.
     let t = Instant::now();
@@ -790,10 +828,10 @@ fn best_of_three(mut f: impl FnMut() -> Duration) -> Duration {
     (0..3).map(|_| f()).min().unwrap_or_default()
 }
 
-/// What an auto-save does before it calls its back end, timed alone on the loaded store (the
-/// best of three): copying the store's content and diffing it against the previous copy (then,
-/// in JSON modes, writing it as JSON); and how fast the writer changes a store that has no
-/// persister (`changes` single-cell transactions, at most 200,000).
+/// What an auto-save of whole content does before it calls its back end, timed alone on the
+/// loaded store (the best of three): copying the store's content (then, in JSON modes, writing
+/// it as JSON), plus diffing two copies (which auto-saves no longer do); and how fast the writer
+/// changes a store that has no persister (`changes` single-cell transactions, at most 200,000).
 fn store_costs(workload: &Workload, changes: usize) -> Figure {
     let store = Store::new();
     store.set_content(workload.content());

@@ -74,6 +74,56 @@ impl Content {
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).expect("string-keyed maps of scalars always serialize")
     }
+
+    /// Applies `changes` as a back end that writes changes applies them: `None` deletes a
+    /// table, a row, a cell or a value, anything else is set, and a row or table left without
+    /// cells goes. No schema applies (that is [`Store::apply_changes`](crate::Store::apply_changes)).
+    /// `old` with [`Changes::between`]`(old, new)` applied is `new`.
+    ///
+    /// ```
+    /// use cairn_store::{Changes, Content};
+    /// let mut content = Content::from_json(r#"[{"pets":{"fido":{"legs":4}}},{}]"#)?;
+    /// content.apply_changes(&Changes::from_json(r#"[{"pets":{"fido":{"legs":3}}},{"open":true},1]"#)?);
+    /// assert_eq!(content.to_json(), r#"[{"pets":{"fido":{"legs":3}}},{"open":true}]"#);
+    /// # Ok::<(), serde_json::Error>(())
+    /// ```
+    pub fn apply_changes(&mut self, changes: &Changes) {
+        for (table_id, table) in &changes.tables {
+            let Some(rows) = table else {
+                self.tables.remove(table_id);
+                continue;
+            };
+            let table = self.tables.entry(table_id.clone()).or_default();
+            for (row_id, row) in rows {
+                let Some(cells) = row else {
+                    table.remove(row_id);
+                    continue;
+                };
+                let row = table.entry(row_id.clone()).or_default();
+                apply_to_map(row, cells);
+                if row.is_empty() {
+                    table.remove(row_id);
+                }
+            }
+            if table.is_empty() {
+                self.tables.remove(table_id);
+            }
+        }
+        apply_to_map(&mut self.values, &changes.values);
+    }
+}
+
+fn apply_to_map(map: &mut BTreeMap<Id, Cell>, changes: &BTreeMap<Id, Option<Cell>>) {
+    for (id, cell) in changes {
+        match cell {
+            Some(cell) => {
+                map.insert(id.clone(), cell.clone());
+            }
+            None => {
+                map.remove(id);
+            }
+        }
+    }
 }
 
 impl Serialize for Content {

@@ -27,7 +27,7 @@
 //! - `store/`: [`Store`] (`mod.rs`), [`Transaction`] (`transaction.rs`), the write rules
 //!   (`state.rs`) and listeners (`listeners.rs`).
 //! - `persister/`: [`Persister`] and the [`Persist`] trait (`mod.rs`), the persister's task
-//!   (`actor.rs`), the back ends (`file.rs`, `sqlite.rs`, `postgres.rs` with `postgres/session.rs`
+//!   (`actor.rs`), the changes auto-save has yet to write (`pending.rs`), the back ends (`file.rs`, `sqlite.rs`, `postgres.rs` with `postgres/session.rs`
 //!   for its connection, `cairn.rs` with `cairn/layout.rs` for the room layout and
 //!   `cairn/embedded.rs`, `cairn/remote.rs` for its two flavours), and what database back ends
 //!   share (`database.rs`: modes, SQL rendering per dialect; `tabular.rs`: the mapping of store

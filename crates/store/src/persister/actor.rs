@@ -10,7 +10,7 @@ use tokio::sync::{Notify, mpsc};
 use tokio::time::{Instant, Interval, MissedTickBehavior, interval_at};
 
 use super::{Command, Persist, PersisterOptions, Shared};
-use crate::content::{Changes, Content};
+use crate::content::Content;
 use crate::error::Error;
 use crate::schema::conform_booleans;
 use crate::store::{Origin, Store};
@@ -23,8 +23,10 @@ pub(super) struct Actor<P: Persist> {
     pub(super) origin: Origin,
     pub(super) options: PersisterOptions,
     pub(super) commands: mpsc::Receiver<Command>,
-    /// The store's content as last loaded or saved, if known: what the storage holds.
-    pub(super) last: Option<Content>,
+    /// Whether the storage holds the store as it was when the pending changes began (the last
+    /// save or load), so that writing those changes brings it up to date. If not, the next save
+    /// writes the whole content.
+    pub(super) synced: bool,
     /// The auto-load timer, while auto-loading.
     pub(super) poll: Option<Interval>,
 }
@@ -151,13 +153,13 @@ impl<P: Persist> Actor<P> {
     async fn load(&mut self, default: Option<Content>) -> Result<(), Error> {
         match self.storage.get_content().await {
             Ok(Some(content)) => {
-                self.last = self.apply(content);
+                self.synced = self.apply(content);
             }
             Ok(None) => {
                 if let Some(default) = default {
                     self.apply(default);
                 }
-                self.last = None;
+                self.synced = false;
             }
             Err(error) => {
                 self.report("load", &error);
@@ -168,48 +170,55 @@ impl<P: Persist> Actor<P> {
         Ok(())
     }
 
-    /// Sets loaded content on the persister's behalf; returns the store's content right after,
-    /// or `None` if a store listener panicked (the content is applied all the same; the
-    /// persister goes on, with its idea of the stored content unknown).
-    fn apply(&self, mut content: Content) -> Option<Content> {
+    /// Sets loaded content on the persister's behalf and drops the pending changes in the same
+    /// transaction (no other transaction commits in between). `false` if a store listener
+    /// panicked: the content is applied all the same and the persister goes on, with what the
+    /// storage holds taken as unknown.
+    fn apply(&self, mut content: Content) -> bool {
         let applied = catch_unwind(AssertUnwindSafe(|| {
             self.store.transaction_with_origin(self.origin, |tx| {
                 let state = tx.state();
                 conform_booleans(&mut content, state.tables_schema(), state.values_schema());
                 tx.set_content(content);
-                tx.content()
-            })
+                self.shared.pending().clear();
+            });
         }));
-        match applied {
-            Ok(snapshot) => Some(snapshot),
-            Err(_) => {
-                tracing::error!("a store listener panicked while a persister applied what it loaded");
-                None
-            }
+        if applied.is_err() {
+            tracing::error!("a store listener panicked while a persister applied what it loaded");
         }
+        applied.is_ok()
     }
 
-    /// Saves all (`whole`) or, when the stored content is known, only what changed since.
+    /// Saves the pending changes or, if `whole` or what the storage holds is unknown, the whole
+    /// content (see the invariants in `mod.rs`).
     async fn save(&mut self, whole: bool) -> Result<(), Error> {
-        let content = self.store.content();
-        let changes = match &self.last {
-            Some(last) if !whole => {
-                let changes = Changes::between(last, &content);
-                if changes.is_empty() {
-                    return Ok(());
-                }
-                Some(changes)
+        let whole = whole || !self.synced;
+        let written = if !whole && self.storage.writes_changes() {
+            let changes = self.shared.take_pending().into_changes();
+            if changes.is_empty() {
+                return Ok(());
             }
-            _ => None,
+            self.storage.set_changes(&changes).await
+        } else {
+            // The copy and the pending changes it holds are taken together (and the changes
+            // dropped after the store's lock).
+            let mut taken = None;
+            let content = self.store.content_if(|| {
+                let pending = taken.insert(self.shared.take_pending());
+                whole || pending.has_changes()
+            });
+            drop(taken);
+            let Some(content) = content else { return Ok(()) };
+            self.storage.set_content(&content).await
         };
-        match self.storage.set_content(&content, changes.as_ref()).await {
+        match written {
             Ok(()) => {
-                self.last = Some(content);
+                self.synced = true;
                 self.shared.saves.fetch_add(1, Ordering::SeqCst);
                 Ok(())
             }
             Err(error) => {
-                self.last = None;
+                self.synced = false;
                 self.report("save", &error);
                 Err(error)
             }

@@ -53,7 +53,7 @@ use cairn_storage::{Bookmark, Limits};
 use tokio::sync::{Mutex, Notify, watch};
 use tokio::task::JoinHandle;
 
-use super::{Persist, Persister};
+use super::{Persist, Persister, Write};
 use crate::content::{Changes, Content};
 use crate::error::Error;
 
@@ -213,19 +213,17 @@ impl CairnStorage {
         layout::decode(&self.prefix, entries)
     }
 
-    async fn save(&self, content: &Content, changes: Option<&Changes>) -> Result<(), Error> {
+    async fn save(&self, write: Write<'_>) -> Result<(), Error> {
         let mut state = self.state.lock().await;
         let (before, ours, plan) = match &self.backend {
             Backend::Embedded(object) => {
-                let (content, changes) = match changes {
-                    Some(changes) => (None, Some(changes.clone())),
-                    None => (Some(content.clone()), None),
-                };
+                let (content, changes) = write.parts();
+                let (content, changes) = (content.cloned(), changes.cloned());
                 // On failure the event rolled back: `known` still holds.
                 let (before, plan) = embedded::save(object, &self.prefix, content, changes).await?;
                 (before, 1, plan)
             }
-            Backend::Remote(object) => match self.save_remote(object, content, changes).await {
+            Backend::Remote(object) => match self.save_remote(object, write).await {
                 Ok(saved) => saved,
                 Err(error) => {
                     // Part of it may be written: what the object holds is unknown.
@@ -247,7 +245,7 @@ impl CairnStorage {
             },
         };
         // A whole save replaced everything; changes were written over what was `known`.
-        let stale = changes.is_some() && state.known != Some(before);
+        let stale = matches!(write, Write::Changes(_)) && state.known != Some(before);
         state.known = Some(after);
         if others || stale {
             self.signal.notify_one();
@@ -257,16 +255,11 @@ impl CairnStorage {
     }
 
     /// A remote save: (commit before, transactions sent, plan).
-    async fn save_remote(
-        &self,
-        object: &ObjectClient,
-        content: &Content,
-        changes: Option<&Changes>,
-    ) -> Result<(u64, u64, layout::Plan), Error> {
+    async fn save_remote(&self, object: &ObjectClient, write: Write<'_>) -> Result<(u64, u64, layout::Plan), Error> {
         let before = remote::bookmark(object).await?.seq;
-        let plan = match changes {
-            Some(changes) => layout::plan_changes(&self.prefix, changes, &self.limits),
-            None => {
+        let plan = match write {
+            Write::Changes(changes) => layout::plan_changes(&self.prefix, changes, &self.limits),
+            Write::Whole(content) => {
                 let existing = remote::list(object, &self.prefix).await?;
                 layout::plan_whole(&self.prefix, content, existing, &self.limits)
             }
@@ -360,8 +353,16 @@ impl Persist for CairnStorage {
         self.load().await
     }
 
-    async fn set_content(&self, content: &Content, changes: Option<&Changes>) -> Result<(), Error> {
-        self.save(content, changes).await
+    async fn set_content(&self, content: &Content) -> Result<(), Error> {
+        self.save(Write::Whole(content)).await
+    }
+
+    fn writes_changes(&self) -> bool {
+        true
+    }
+
+    async fn set_changes(&self, changes: &Changes) -> Result<(), Error> {
+        self.save(Write::Changes(changes)).await
     }
 
     fn change_signal(&self) -> Option<Arc<Notify>> {

@@ -28,7 +28,7 @@ use std::time::SystemTime;
 
 use super::database::parse_stored_json;
 use super::{Persist, Persister};
-use crate::content::{Changes, Content};
+use crate::content::Content;
 use crate::error::Error;
 
 /// A persister of a store to a JSON file.
@@ -164,7 +164,7 @@ impl Persist for FileStorage {
         tokio::task::spawn_blocking(move || read(&path, &seen)).await?
     }
 
-    async fn set_content(&self, content: &Content, _changes: Option<&Changes>) -> Result<(), Error> {
+    async fn set_content(&self, content: &Content) -> Result<(), Error> {
         let json = content.to_json();
         let (path, seen) = (self.path.clone(), self.seen.clone());
         tokio::task::spawn_blocking(move || write(&path, &json, &seen)).await?

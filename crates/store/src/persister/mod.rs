@@ -2,31 +2,49 @@
 //!
 //! A [`Persister`] is generic over a small storage trait, [`Persist`] (read the content, write
 //! it, tell whether someone else changed it), so a back end is little more than those three
-//! methods; back ends that are told of changes also give a signal ([`Persist::change_signal`])
-//! and listen only while auto-loading ([`Persist::set_watching`]). Back ends here: a JSON file
-//! (`file.rs`), SQLite (`sqlite.rs`), PostgreSQL (`postgres.rs`, feature `postgres`) and a
-//! Cairn object (`cairn.rs`, feature `cairn`); database back ends share their modes and the
-//! tabular mapping (`database.rs`, `tabular.rs`).
+//! methods; back ends that can write changes alone say so ([`Persist::writes_changes`]) and
+//! write them ([`Persist::set_changes`]); back ends that are told of changes also give a signal
+//! ([`Persist::change_signal`]) and listen only while auto-loading ([`Persist::set_watching`]).
+//! Back ends here: a JSON file (`file.rs`), SQLite (`sqlite.rs`), PostgreSQL (`postgres.rs`,
+//! feature `postgres`) and a Cairn object (`cairn.rs`, feature `cairn`); database back ends
+//! share their modes and the tabular mapping (`database.rs`, `tabular.rs`).
 //!
 //! Invariants:
 //! - Each persister owns one tokio task that runs all of its loads and saves, one at a time:
 //!   loading never overlaps saving, and saves never overlap each other.
-//! - Auto-save: every transaction that changes the store marks it dirty and wakes the task. Any
-//!   number of transactions committed while a save runs are written by one following save.
+//! - Auto-save: while it runs, every transaction that changes the store, except the persister's
+//!   own loads, merges its net changes into the persister's pending changes (`pending.rs`),
+//!   marks it dirty and wakes the task. The merge runs as the transaction commits, under the
+//!   store's write lock (the store's hook), so the pending changes follow the commit order; it
+//!   costs the writer what the transaction changed (about a microsecond per cell), not the
+//!   store's size. A save takes them (swaps them with none); any number of transactions
+//!   committed while a save runs are written by one following save. Nothing is merged while
+//!   auto-save is off, and it starts again with a whole save.
 //! - A pending auto-save runs before the storage is polled for changes, so local changes are
 //!   written before anything is loaded over them.
 //! - A load applies what it read in one transaction made on the persister's behalf; the same
 //!   persister's auto-save ignores that transaction, so a load is never written back (other
-//!   persisters of the store do save it). Loaded numbers 0 and 1 become booleans where the
-//!   store's schema declares a boolean (SQL has no boolean type).
-//! - An auto-save passes the back end the changes since the content it last loaded or saved
-//!   ([`Changes::between`]), so a tabular database writes only what changed; when that content
-//!   is unknown (the first save, after a failure or after loading empty storage) and for every
-//!   explicit [`Persister::save`], the whole content is written (`changes` is `None`). "The
-//!   content last loaded" is the store's content right after the load was applied (schema
-//!   defaults included), so what the store rejected of a load is not deleted by the next
-//!   auto-save. The cost: a persister keeps one copy of the store, and each auto-save diffs
-//!   the whole store against it.
+//!   persisters of the store do save it). That transaction also drops the pending changes: the
+//!   storage now holds what the store holds, and what was pending is overwritten. Loaded numbers
+//!   0 and 1 become booleans where the store's schema declares a boolean (SQL has no boolean
+//!   type).
+//! - An auto-save writes the pending changes: exactly [`Changes::between`] the store's content
+//!   at the previous save or load and its content now (`pending.rs` keeps each touched cell's
+//!   first and latest content, and whether each touched row and table still exists), without
+//!   keeping a copy of the store or diffing it. A back end that writes changes
+//!   ([`Persist::writes_changes`]: tabular databases, Cairn objects) gets only those, and the
+//!   store is not copied; any other (a JSON file, JSON mode) gets the whole content, copied
+//!   under the store's lock together with the swap of the pending changes, so the two agree.
+//!   A save with no net change writes nothing. The whole content is written
+//!   ([`Persist::set_content`]) when what the storage holds is unknown: the first save (auto-save
+//!   starts with one), after a failed save, after loading empty storage (or a load whose
+//!   listeners panicked); and for every explicit [`Persister::save`]. Such a save takes the
+//!   pending changes under the same lock as its copy of the content.
+//! - "The store at the last load" is its content right after the load's transaction (schema
+//!   defaults included), and the pending changes hold only what later transactions changed:
+//!   cells the store rejected of a load are never in them, so the next auto-save does not
+//!   delete them (unless their row or table is deleted), and defaults a load added are saved
+//!   only once they change.
 //! - A failed load leaves the store as it was. Every failure of a load, a save or a poll is
 //!   passed to the `on_ignored_error` handler (and logged); explicit `load` and `save` also
 //!   return it.
@@ -39,6 +57,7 @@ mod actor;
 pub(crate) mod cairn;
 pub(crate) mod database;
 pub(crate) mod file;
+mod pending;
 #[cfg(feature = "postgres")]
 pub(crate) mod postgres;
 pub(crate) mod sqlite;
@@ -47,7 +66,7 @@ pub(crate) mod tabular;
 use std::fmt;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use tokio::sync::{Notify, mpsc, oneshot};
@@ -57,6 +76,7 @@ use crate::cell::Cell;
 use crate::content::{Changes, Content};
 use crate::error::Error;
 use crate::store::{ListenerId, Origin, Store};
+use pending::Pending;
 
 /// A handler of the errors a persister would otherwise ignore: failed loads and saves, corrupt
 /// stored data (TinyBase's `onIgnoredError`). It runs on the persister's task and must not
@@ -71,19 +91,38 @@ pub type OnSqlCommand = Arc<dyn Fn(&str, &[Cell]) + Send + Sync>;
 
 /// A storage back end: where a [`Persister`] reads and writes a store's content.
 ///
-/// A persister calls these methods from its task, one at a time, never concurrently.
+/// A persister calls these methods from its task, one at a time, never concurrently. A back end
+/// that writes only whole content needs [`Persist::get_content`] and [`Persist::set_content`];
+/// one that can write changes alone (a database table per store table, a key per cell) also
+/// returns `true` from [`Persist::writes_changes`] and implements [`Persist::set_changes`], and
+/// then its auto-saves cost what changed instead of a copy of the whole store.
 pub trait Persist: Send + Sync + 'static {
     /// Reads the stored content, or `None` if the storage is empty (nothing was ever saved).
     /// Data that is not store content is an error: the store is then left as it is.
     fn get_content(&self) -> impl Future<Output = Result<Option<Content>, Error>> + Send;
 
-    /// Writes `content`. `changes`, when given, is exactly what differs from the content this
-    /// back end last read or wrote, so a back end may write only those; `None` means write all.
-    fn set_content(
-        &self,
-        content: &Content,
-        changes: Option<&Changes>,
-    ) -> impl Future<Output = Result<(), Error>> + Send;
+    /// Writes the whole `content`, replacing what is stored. Every save of a back end whose
+    /// [`Persist::writes_changes`] is `false` comes here; for the others, explicit saves and
+    /// auto-saves that cannot know what is stored (the first, one after a failed save or after
+    /// loading empty storage) do.
+    fn set_content(&self, content: &Content) -> impl Future<Output = Result<(), Error>> + Send;
+
+    /// Whether this back end writes saves of changes alone ([`Persist::set_changes`]), so that
+    /// an auto-save never copies the store. The default, `false`: every save passes the whole
+    /// content to [`Persist::set_content`].
+    fn writes_changes(&self) -> bool {
+        false
+    }
+
+    /// Writes only `changes`: exactly what differs between the store when this back end last
+    /// read or wrote it and the store now ([`Changes::between`] them), never empty. `None`
+    /// deletes (a table or row: everything stored under it, including what the store never
+    /// held); a row's `Some` lists only its changed cells. Called only if
+    /// [`Persist::writes_changes`] is `true`; the default fails.
+    fn set_changes(&self, changes: &Changes) -> impl Future<Output = Result<(), Error>> + Send {
+        let _ = changes;
+        async { Err(whole_content_only()) }
+    }
 
     /// For auto-load, called every poll interval: whether someone else may have changed the
     /// stored content since this back end last read or wrote it. Its own writes must not count.
@@ -107,6 +146,29 @@ pub trait Persist: Send + Sync + 'static {
     fn set_watching(&self, watching: bool) -> impl Future<Output = Result<(), Error>> + Send {
         let _ = watching;
         async { Ok(()) }
+    }
+}
+
+/// What [`Persist::set_changes`] fails with in a back end (or mode) that writes only whole
+/// content.
+pub(crate) fn whole_content_only() -> Error {
+    Error::Backend("this back end writes only whole content".into())
+}
+
+/// One save, as the back ends here take it: [`Persist::set_content`] or [`Persist::set_changes`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Write<'a> {
+    Whole(&'a Content),
+    Changes(&'a Changes),
+}
+
+impl<'a> Write<'a> {
+    /// The content or the changes, as the planners take them.
+    pub(crate) fn parts(self) -> (Option<&'a Content>, Option<&'a Changes>) {
+        match self {
+            Write::Whole(content) => (Some(content), None),
+            Write::Changes(changes) => (None, Some(changes)),
+        }
     }
 }
 
@@ -162,15 +224,28 @@ pub struct PersisterStats {
 }
 
 #[derive(Default)]
-/// What the handle and the task share.
+/// What the handle, the task and the store's hook share.
 pub(crate) struct Shared {
     pub(crate) auto_save: AtomicBool,
     pub(crate) auto_load: AtomicBool,
     /// Set by a transaction while auto-saving; cleared by the save that writes it.
     pub(crate) dirty: AtomicBool,
+    /// What auto-save has yet to write; locked after the store's lock, never before.
+    pending: Mutex<Pending>,
     pub(crate) wake: Notify,
     pub(crate) loads: AtomicU64,
     pub(crate) saves: AtomicU64,
+}
+
+impl Shared {
+    fn pending(&self) -> MutexGuard<'_, Pending> {
+        self.pending.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Takes the pending changes, leaving none.
+    fn take_pending(&self) -> Pending {
+        std::mem::take(&mut *self.pending())
+    }
 }
 
 /// What the handle asks of the task.
@@ -241,8 +316,9 @@ impl<P: Persist> Persister<P> {
         let origin = Origin::new();
         let hook = {
             let shared = shared.clone();
-            store.add_hook(move |by| {
-                if by != Some(origin) && shared.auto_save.load(Ordering::SeqCst) {
+            store.add_hook(move |committed| {
+                if committed.origin != Some(origin) && shared.auto_save.load(Ordering::SeqCst) {
+                    shared.pending().merge(committed);
                     shared.dirty.store(true, Ordering::SeqCst);
                     shared.wake.notify_one();
                 }
@@ -257,7 +333,7 @@ impl<P: Persist> Persister<P> {
             origin,
             options,
             commands: receiver,
-            last: None,
+            synced: false,
             poll: None,
         };
         let task = runtime.spawn(actor.run());

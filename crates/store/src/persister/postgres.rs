@@ -50,7 +50,7 @@ use tokio_postgres::Config;
 use self::session::{Session, channel, decode, retriable};
 use super::database::{DatabaseConfig, DatabaseMode, JsonConfig, SINGLE_ROW_ID, escape_id, plan_json_save};
 use super::tabular::{LoadSource, Op, TabularConfig};
-use super::{Persist, Persister};
+use super::{Persist, Persister, Write, whole_content_only};
 use crate::content::{Changes, Content};
 use crate::error::Error;
 
@@ -298,13 +298,16 @@ impl PostgresStorage {
         decode(&schema, read)
     }
 
-    async fn save(&self, content: &Content, changes: Option<&Changes>) -> Result<(), Error> {
+    /// Writes a save in one transaction. JSON mode writes only whole content.
+    async fn save(&self, write: Write<'_>) -> Result<(), Error> {
         let tables = self.managed_tables();
         let poll = !self.notifying();
-        let json = match self.config.mode() {
-            DatabaseMode::Json(_) => Some(content.to_json()),
-            DatabaseMode::Tabular(_) => None,
+        let json = match (self.config.mode(), write) {
+            (DatabaseMode::Json(_), Write::Whole(content)) => Some(content.to_json()),
+            (DatabaseMode::Json(_), Write::Changes(_)) => return Err(whole_content_only()),
+            (DatabaseMode::Tabular(_), _) => None,
         };
+        let (content, changes) = write.parts();
         let mut state = self.state.lock().await;
         let watching = state.watching && self.notifying();
         let mut attempt = 0;
@@ -326,10 +329,7 @@ impl PostgresStorage {
                         (DatabaseMode::Json(json_config), Some(json)) => {
                             plan_json_save(json_config, &mut schema.columns, json)
                         }
-                        (DatabaseMode::Tabular(tabular), _) => {
-                            let content = if changes.is_some() { None } else { Some(content) };
-                            tabular.plan_save(&mut schema.columns, content, changes)
-                        }
+                        (DatabaseMode::Tabular(tabular), _) => tabular.plan_save(&mut schema.columns, content, changes),
                         (DatabaseMode::Json(_), None) => Vec::new(),
                     };
                     db.run_ops(&ops).await?;
@@ -442,8 +442,17 @@ impl Persist for PostgresStorage {
         self.load().await
     }
 
-    async fn set_content(&self, content: &Content, changes: Option<&Changes>) -> Result<(), Error> {
-        self.save(content, changes).await
+    async fn set_content(&self, content: &Content) -> Result<(), Error> {
+        self.save(Write::Whole(content)).await
+    }
+
+    /// In tabular mode.
+    fn writes_changes(&self) -> bool {
+        matches!(self.config.mode(), DatabaseMode::Tabular(_))
+    }
+
+    async fn set_changes(&self, changes: &Changes) -> Result<(), Error> {
+        self.save(Write::Changes(changes)).await
     }
 
     async fn has_changed(&self) -> Result<bool, Error> {

@@ -24,7 +24,7 @@ use super::database::{
     render,
 };
 use super::tabular::{DbSchema, Op, TabularConfig, row_from_columns};
-use super::{Persist, Persister};
+use super::{Persist, Persister, Write, whole_content_only};
 use crate::cell::{Cell, whole};
 use crate::content::{Changes, Content, Table};
 use crate::error::Error;
@@ -256,6 +256,41 @@ impl Session<'_> {
     }
 }
 
+impl SqliteStorage {
+    /// Writes a save in one write transaction. JSON mode writes only whole content.
+    async fn save(&self, write: Write<'_>) -> Result<(), Error> {
+        let config = self.config.clone();
+        let tables = config.managed_tables();
+        match (config.mode(), write) {
+            (DatabaseMode::Json(_), Write::Whole(content)) => {
+                let json = content.to_json();
+                self.run(move |db| {
+                    db.transaction("BEGIN IMMEDIATE", |db| {
+                        let DatabaseMode::Json(json_config) = config.mode() else { return Ok(()) };
+                        let mut schema = db.schema(&tables)?;
+                        db.run_ops(&plan_json_save(json_config, &mut schema, json))
+                    })
+                })
+                .await
+            }
+            (DatabaseMode::Json(_), Write::Changes(_)) => Err(whole_content_only()),
+            (DatabaseMode::Tabular(_), write) => {
+                // Only what the plan needs crosses to the blocking task.
+                let (content, changes) = write.parts();
+                let (content, changes) = (content.cloned(), changes.cloned());
+                self.run(move |db| {
+                    db.transaction("BEGIN IMMEDIATE", |db| {
+                        let DatabaseMode::Tabular(tabular) = config.mode() else { return Ok(()) };
+                        let mut schema = db.schema(&tables)?;
+                        db.run_ops(&tabular.plan_save(&mut schema, content.as_ref(), changes.as_ref()))
+                    })
+                })
+                .await
+            }
+        }
+    }
+}
+
 impl Persist for SqliteStorage {
     async fn get_content(&self) -> Result<Option<Content>, Error> {
         let (config, version) = (self.config.clone(), self.data_version.clone());
@@ -274,37 +309,17 @@ impl Persist for SqliteStorage {
         .await
     }
 
-    async fn set_content(&self, content: &Content, changes: Option<&Changes>) -> Result<(), Error> {
-        let config = self.config.clone();
-        let tables = config.managed_tables();
-        match config.mode() {
-            DatabaseMode::Json(_) => {
-                let json = content.to_json();
-                self.run(move |db| {
-                    db.transaction("BEGIN IMMEDIATE", |db| {
-                        let DatabaseMode::Json(json_config) = config.mode() else { return Ok(()) };
-                        let mut schema = db.schema(&tables)?;
-                        db.run_ops(&plan_json_save(json_config, &mut schema, json))
-                    })
-                })
-                .await
-            }
-            DatabaseMode::Tabular(_) => {
-                // Only what the plan needs crosses to the blocking task.
-                let (content, changes) = match changes {
-                    Some(changes) => (None, Some(changes.clone())),
-                    None => (Some(content.clone()), None),
-                };
-                self.run(move |db| {
-                    db.transaction("BEGIN IMMEDIATE", |db| {
-                        let DatabaseMode::Tabular(tabular) = config.mode() else { return Ok(()) };
-                        let mut schema = db.schema(&tables)?;
-                        db.run_ops(&tabular.plan_save(&mut schema, content.as_ref(), changes.as_ref()))
-                    })
-                })
-                .await
-            }
-        }
+    async fn set_content(&self, content: &Content) -> Result<(), Error> {
+        self.save(Write::Whole(content)).await
+    }
+
+    /// In tabular mode.
+    fn writes_changes(&self) -> bool {
+        matches!(self.config.mode(), DatabaseMode::Tabular(_))
+    }
+
+    async fn set_changes(&self, changes: &Changes) -> Result<(), Error> {
+        self.save(Write::Changes(changes)).await
     }
 
     async fn has_changed(&self) -> Result<bool, Error> {

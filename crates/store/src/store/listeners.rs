@@ -11,8 +11,11 @@
 //!   transaction listeners; among listeners of one kind, registration order.
 //! - A write made by a listener opens a new transaction, whose listeners run (depth-first) before
 //!   the write returns. After [`MAX_LISTENER_DEPTH`] nested levels on one thread, the store stops
-//!   calling listeners for deeper transactions and logs a warning; their writes are kept, and
-//!   persisters (which never write) are still told of them.
+//!   calling listeners for deeper transactions and logs a warning; their writes are kept.
+//! - The crate's own hooks (persisters, which never write) are not listeners: each is called with
+//!   every committed transaction, whatever the depth, while the store's write lock is still
+//!   held, so hooks see transactions in commit order and nothing commits in between. A hook must
+//!   be quick, must not touch the store and must not panic.
 //! - A listener that panics does so after the commit: the panic reaches the writer, and the
 //!   transaction's remaining listeners are not called.
 
@@ -80,7 +83,7 @@ type CellFn = dyn Fn(&Store, &str, &str, &str, &CellDiff) + Send + Sync;
 type ValuesFn = dyn Fn(&Store, &ValuesDiff) + Send + Sync;
 type ValueFn = dyn Fn(&Store, &str, &ValueDiff) + Send + Sync;
 type TransactionFn = dyn Fn(&Store, &Changes) + Send + Sync;
-pub(crate) type HookFn = dyn Fn(Option<Origin>) + Send + Sync;
+pub(crate) type HookFn = dyn Fn(&Committed) + Send + Sync;
 
 /// A registered listener; `None` ids are wildcards.
 #[derive(Clone)]
@@ -92,7 +95,8 @@ pub(crate) enum Listener {
     Values(Arc<ValuesFn>),
     Value(Option<Id>, Arc<ValueFn>),
     Transaction(Arc<TransactionFn>),
-    /// The crate's own hook (persisters): told of every transaction, whatever the depth.
+    /// The crate's own hook (persisters): told of every transaction as it commits, under the
+    /// store's write lock (see [`Registry::hooks`]); never called by [`dispatch`].
     Hook(Arc<HookFn>),
 }
 
@@ -115,6 +119,14 @@ impl Registry {
 
     pub(crate) fn snapshot(&self) -> Vec<Listener> {
         self.listeners.values().cloned().collect()
+    }
+
+    /// The hooks, in registration order.
+    pub(crate) fn hooks(listeners: &[Listener]) -> impl Iterator<Item = &HookFn> {
+        listeners.iter().filter_map(|listener| match listener {
+            Listener::Hook(hook) => Some(&**hook),
+            _ => None,
+        })
     }
 }
 
@@ -149,11 +161,6 @@ fn matches(filter: &Option<Id>, id: &str) -> bool {
 
 /// Calls the listeners of a committed transaction. No lock of the store may be held.
 pub(crate) fn dispatch(store: &Store, listeners: Vec<Listener>, committed: &Committed) {
-    for listener in &listeners {
-        if let Listener::Hook(hook) = listener {
-            hook(committed.origin);
-        }
-    }
     let Some(_depth) = DepthGuard::enter() else {
         tracing::warn!(
             max_depth = MAX_LISTENER_DEPTH,

@@ -5,7 +5,8 @@
 //!   write is a transaction that holds the write lock until it commits, so a transaction is
 //!   atomic for other threads and listeners see committed data only.
 //! - Listeners run after the lock is released (see `listeners.rs`), so they may read the store
-//!   and write to it.
+//!   and write to it. The crate's hooks (persisters) run just before it is released, so they
+//!   see every transaction in commit order.
 //! - Calling a `Store` method from inside [`Store::transaction`]'s closure on the same store would
 //!   deadlock; it panics instead, naming the mistake. Use the [`Transaction`] given to the closure.
 //! - If the closure panics, the transaction's changes are undone and no listener is called.
@@ -19,8 +20,8 @@ use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
-pub(crate) use listeners::Origin;
 pub use listeners::{CellDiff, ListenerId, MAX_LISTENER_DEPTH, RowDiff, TableDiff, TablesDiff, ValueDiff, ValuesDiff};
+pub(crate) use listeners::{Committed, Origin};
 pub use transaction::Transaction;
 
 use listeners::{Listener, Registry};
@@ -159,7 +160,18 @@ impl Store {
             let held = Held::enter(self);
             let mut state = self.inner.state.write().unwrap_or_else(PoisonError::into_inner);
             match catch_unwind(AssertUnwindSafe(|| f(&mut Transaction::new(&mut state)))) {
-                Ok(result) => (result, state.commit(origin)),
+                Ok(result) => {
+                    let committed = state.commit(origin);
+                    // Hooks see the commit before any other transaction can start.
+                    let listeners = committed.as_ref().map(|committed| {
+                        let listeners = self.inner.listeners.lock().unwrap_or_else(PoisonError::into_inner).snapshot();
+                        for hook in Registry::hooks(&listeners) {
+                            hook(committed);
+                        }
+                        listeners
+                    });
+                    (result, committed.zip(listeners))
+                }
                 Err(panic) => {
                     state.rollback();
                     drop(state);
@@ -168,8 +180,7 @@ impl Store {
                 }
             }
         };
-        if let Some(committed) = committed {
-            let listeners = self.inner.listeners.lock().unwrap_or_else(PoisonError::into_inner).snapshot();
+        if let Some((committed, listeners)) = committed {
             listeners::dispatch(self, listeners, &committed);
         }
         result
@@ -180,6 +191,12 @@ impl Store {
     /// Everything: tables and values.
     pub fn content(&self) -> Content {
         self.read(State::content)
+    }
+
+    /// Runs `f` under the store's lock, then, if it returns `true`, copies the content under
+    /// the same lock: no transaction commits between the two.
+    pub(crate) fn content_if(&self, f: impl FnOnce() -> bool) -> Option<Content> {
+        self.read(|state| f().then(|| state.content()))
     }
 
     /// The content in TinyBase's JSON shape, `[tables, values]`.
@@ -494,8 +511,8 @@ impl Store {
     }
 
     /// The crate's hook: told of every transaction that changed anything, whatever the listener
-    /// depth, with who made it.
-    pub(crate) fn add_hook(&self, f: impl Fn(Option<Origin>) + Send + Sync + 'static) -> ListenerId {
+    /// depth, as it commits, under the store's write lock (see `listeners.rs`).
+    pub(crate) fn add_hook(&self, f: impl Fn(&Committed) + Send + Sync + 'static) -> ListenerId {
         self.add_listener(Listener::Hook(Arc::new(f)))
     }
 }

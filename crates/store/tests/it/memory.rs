@@ -1,5 +1,6 @@
-//! The persister's own rules, on an in-memory back end the tests control: saves that can be held
-//! open, changes made "by someone else", loads that fail. Also shows how small a back end is.
+//! The persister's own rules, on an in-memory back end the tests control: saves and loads that
+//! can be held open or fail, changes made "by someone else", writing changes or only whole
+//! content. Also shows how small a back end is.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -10,16 +11,22 @@ use tokio::sync::Semaphore;
 use crate::{content, eventually, options};
 
 /// Storage in memory. While `hold` is set, a save waits for a permit of `release` after it has
-/// started (and counted itself in `started`).
+/// started (and counted itself in `started`); loads likewise with `hold_loads`, `release_loads`
+/// and `loads_started`. It writes changes alone unless `whole_only` is set.
 struct Shared {
     stored: Mutex<Option<Content>>,
-    /// The `changes` of each save, in order.
+    /// Each save, in order: `None` for whole content, else the changes.
     saves: Mutex<Vec<Option<Changes>>>,
     started: AtomicUsize,
     hold: AtomicBool,
     release: Semaphore,
+    loads_started: AtomicUsize,
+    hold_loads: AtomicBool,
+    release_loads: Semaphore,
     changed_by_others: AtomicBool,
     fail_loads: AtomicBool,
+    fail_saves: AtomicBool,
+    whole_only: AtomicBool,
 }
 
 impl Default for Shared {
@@ -30,8 +37,13 @@ impl Default for Shared {
             started: AtomicUsize::default(),
             hold: AtomicBool::default(),
             release: Semaphore::new(0),
+            loads_started: AtomicUsize::default(),
+            hold_loads: AtomicBool::default(),
+            release_loads: Semaphore::new(0),
             changed_by_others: AtomicBool::default(),
             fail_loads: AtomicBool::default(),
+            fail_saves: AtomicBool::default(),
+            whole_only: AtomicBool::default(),
         }
     }
 }
@@ -53,23 +65,47 @@ impl Memory {
     fn saves(&self) -> Vec<Option<Changes>> {
         self.0.saves.lock().unwrap().clone()
     }
+
+    /// What every save does first: count itself, wait while held, fail if told to.
+    async fn start_save(&self) -> Result<(), Error> {
+        self.0.started.fetch_add(1, Ordering::SeqCst);
+        if self.0.hold.load(Ordering::SeqCst) {
+            self.0.release.acquire().await.unwrap().forget();
+        }
+        if self.0.fail_saves.load(Ordering::SeqCst) {
+            return Err(Error::Backend("the disk is full".into()));
+        }
+        Ok(())
+    }
 }
 
 impl Persist for Memory {
     async fn get_content(&self) -> Result<Option<Content>, Error> {
+        self.0.loads_started.fetch_add(1, Ordering::SeqCst);
+        if self.0.hold_loads.load(Ordering::SeqCst) {
+            self.0.release_loads.acquire().await.unwrap().forget();
+        }
         if self.0.fail_loads.load(Ordering::SeqCst) {
             return Err(Error::Backend("the disk is on fire".into()));
         }
         Ok(self.stored())
     }
 
-    async fn set_content(&self, content: &Content, changes: Option<&Changes>) -> Result<(), Error> {
-        self.0.started.fetch_add(1, Ordering::SeqCst);
-        if self.0.hold.load(Ordering::SeqCst) {
-            self.0.release.acquire().await.unwrap().forget();
-        }
+    async fn set_content(&self, content: &Content) -> Result<(), Error> {
+        self.start_save().await?;
         *self.0.stored.lock().unwrap() = Some(content.clone());
-        self.0.saves.lock().unwrap().push(changes.cloned());
+        self.0.saves.lock().unwrap().push(None);
+        Ok(())
+    }
+
+    fn writes_changes(&self) -> bool {
+        !self.0.whole_only.load(Ordering::SeqCst)
+    }
+
+    async fn set_changes(&self, changes: &Changes) -> Result<(), Error> {
+        self.start_save().await?;
+        self.0.stored.lock().unwrap().get_or_insert_default().apply_changes(changes);
+        self.0.saves.lock().unwrap().push(Some(changes.clone()));
         Ok(())
     }
 
@@ -115,6 +151,132 @@ async fn changes_made_during_a_save_are_written_by_one_following_save_of_only_th
     store.set_value("open", false);
     persister.save().await.unwrap();
     assert_eq!(memory.saves().last(), Some(&None), "an explicit save writes everything");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_and_tables_deleted_and_set_again_between_saves_are_saved_as_their_difference() {
+    let store = Store::new();
+    let (persister, memory, errors) = new_persister(&store);
+    store.set_row("pets", "fido", [("legs", Cell::from(4)), ("species", Cell::from("dog"))]);
+    store.set_row("pets", "rex", [("legs", 4)]);
+    store.set_row("toys", "ball", [("n", 1)]);
+    store.set_row("toys", "kite", [("n", 2)]);
+    persister.start_auto_save().await.unwrap();
+
+    memory.0.hold.store(true, Ordering::SeqCst);
+    store.set_value("open", true);
+    eventually("the second save to start", || memory.0.started.load(Ordering::SeqCst) == 2).await;
+    // While it is held open: a row goes and comes back with fewer cells, a table goes and comes
+    // back with one row.
+    store.del_row("pets", "fido");
+    store.set_row("pets", "fido", [("legs", 3)]);
+    store.del_table("toys");
+    store.set_cell("toys", "kite", "n", 5);
+    memory.0.hold.store(false, Ordering::SeqCst);
+    memory.0.release.add_permits(1);
+
+    eventually("the store to be saved", || memory.stored() == Some(store.content())).await;
+    persister.stop_auto_save().await.unwrap();
+    let saves = memory.saves();
+    assert_eq!(saves.len(), 3, "{saves:?}");
+    let last = saves[2].as_ref().unwrap().to_json().replace(cairn_store::DELETED, "D");
+    assert_eq!(last, r#"[{"pets":{"fido":{"legs":3,"species":"D"}},"toys":{"ball":"D","kite":{"n":5}}},{},1]"#);
+    assert!(errors.lock().unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_back_end_of_whole_content_gets_it_for_each_save_that_changes_something() {
+    let store = Store::new();
+    let (persister, memory, errors) = new_persister(&store);
+    memory.0.whole_only.store(true, Ordering::SeqCst);
+    store.set_value("open", true);
+    persister.start_auto_save().await.unwrap();
+
+    memory.0.hold.store(true, Ordering::SeqCst);
+    store.set_value("employees", 3);
+    eventually("the second save to start", || memory.0.started.load(Ordering::SeqCst) == 2).await;
+    // While it is held open: a change and its undoing, no net change.
+    store.set_value("open", false);
+    store.set_value("open", true);
+    memory.0.hold.store(false, Ordering::SeqCst);
+    memory.0.release.add_permits(1);
+    eventually("the second save", || persister.stats().saves == 2).await;
+    persister.stop_auto_save().await.unwrap();
+
+    assert_eq!(memory.saves(), [None, None], "whole content each time, and no save of no change");
+    assert_eq!(memory.stored(), Some(store.content()));
+    assert!(errors.lock().unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_save_makes_the_next_one_whole() {
+    let store = Store::new();
+    let (persister, memory, errors) = new_persister(&store);
+    persister.start_auto_save().await.unwrap();
+    memory.0.fail_saves.store(true, Ordering::SeqCst);
+    store.set_value("a", 1);
+    eventually("the save to fail", || !errors.lock().unwrap().is_empty()).await;
+    assert_eq!(*errors.lock().unwrap(), ["store.backend"]);
+
+    memory.0.fail_saves.store(false, Ordering::SeqCst);
+    store.set_value("b", 2);
+    eventually("the store to be saved", || memory.stored() == Some(store.content())).await;
+    store.set_value("c", 3);
+    eventually("the store to be saved", || memory.stored() == Some(store.content())).await;
+    persister.stop_auto_save().await.unwrap();
+    let saves = memory.saves();
+    assert_eq!(saves.len(), 3, "{saves:?}");
+    assert_eq!(saves[1], None, "the save after the failure is whole");
+    assert_eq!(saves[2].as_ref().unwrap().to_json(), r#"[{},{"c":3},1]"#, "the next one writes changes again");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_that_a_load_overwrites_is_not_saved_after_it() {
+    let store = Store::new();
+    let (persister, memory, errors) = new_persister(&store);
+    persister.start_auto_save().await.unwrap();
+    let stored = r#"[{"pets":{"fido":{"legs":4}}},{}]"#;
+    memory.write_as_someone_else(content(stored));
+    memory.0.hold_loads.store(true, Ordering::SeqCst);
+    let change_during_the_load = async {
+        eventually("the load to start", || memory.0.loads_started.load(Ordering::SeqCst) == 1).await;
+        // Made while the load reads the storage: the load overwrites it (the race TinyBase has).
+        store.set_cell("pets", "fido", "legs", 3);
+        store.set_value("open", true);
+        memory.0.hold_loads.store(false, Ordering::SeqCst);
+        memory.0.release_loads.add_permits(1);
+    };
+    let (loaded, ()) = tokio::join!(persister.load(None), change_during_the_load);
+    loaded.unwrap();
+    persister.stop_auto_save().await.unwrap();
+
+    assert_eq!(store.json(), stored);
+    assert_eq!(memory.saves(), [None], "nothing was saved after the load");
+    assert_eq!(memory.stored(), Some(store.content()));
+    assert!(errors.lock().unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_the_store_rejected_or_defaulted_of_a_load_is_not_saved_by_the_next_auto_save() {
+    let store = Store::new();
+    let schema = r#"{"pets":{"legs":{"type":"number","default":4},"name":{"type":"string"}}}"#;
+    store.set_tables_schema(serde_json::from_str(schema).unwrap()).unwrap();
+    let (persister, memory, errors) = new_persister(&store);
+    persister.start_auto_save().await.unwrap();
+    // `color` and `toys` are not in the schema; `legs` gets its default.
+    memory.write_as_someone_else(content(
+        r#"[{"pets":{"fido":{"color":"brown","name":"Fido"}},"toys":{"ball":{"n":1}}},{}]"#,
+    ));
+    persister.load(None).await.unwrap();
+    assert_eq!(store.json(), r#"[{"pets":{"fido":{"legs":4,"name":"Fido"}}},{}]"#);
+
+    store.set_cell("pets", "fido", "name", "Rex");
+    let expected = content(r#"[{"pets":{"fido":{"color":"brown","name":"Rex"}},"toys":{"ball":{"n":1}}},{}]"#);
+    eventually("the change to be saved", || memory.stored() == Some(expected.clone())).await;
+    persister.stop_auto_save().await.unwrap();
+    let saves = memory.saves();
+    assert_eq!(saves.last().unwrap().as_ref().unwrap().to_json(), r#"[{"pets":{"fido":{"name":"Rex"}}},{},1]"#);
+    assert!(errors.lock().unwrap().is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -225,7 +387,7 @@ impl Persist for Pushed {
         Ok(self.stored.lock().unwrap().clone())
     }
 
-    async fn set_content(&self, content: &Content, _: Option<&Changes>) -> Result<(), Error> {
+    async fn set_content(&self, content: &Content) -> Result<(), Error> {
         self.calls.lock().unwrap().push("save");
         *self.stored.lock().unwrap() = Some(content.clone());
         Ok(())
