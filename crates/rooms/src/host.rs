@@ -7,7 +7,7 @@
 //! callback, which the runtime calls once the event's writes are durable and in event order.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -162,6 +162,8 @@ pub(crate) struct RoomCell {
     /// Events run so far (numbering for broadcasts).
     events: AtomicU64,
     last_event_ms: AtomicI64,
+    /// The object's storage was released since the last event ([`RoomHost::hibernate_idle`]).
+    released: AtomicBool,
 }
 
 impl RoomCell {
@@ -327,6 +329,7 @@ impl RoomHost {
                     pending: AtomicUsize::new(0),
                     events: AtomicU64::new(0),
                     last_event_ms: AtomicI64::new(self.inner.clock.now_ms()),
+                    released: AtomicBool::new(false),
                 });
                 rooms.insert(key, Arc::clone(&cell));
                 cell
@@ -352,6 +355,7 @@ impl RoomHost {
             let cell = in_event;
             let event = cell.events.fetch_add(1, Ordering::SeqCst) + 1;
             cell.last_event_ms.store(host.inner.clock.now_ms(), Ordering::Relaxed);
+            cell.released.store(false, Ordering::Relaxed);
             let mut instance = lock(&cell.instance);
             let mut sockets = lock(&cell.sockets);
             let mut outbox = Vec::new();
@@ -536,9 +540,12 @@ impl RoomHost {
             if instance.is_some() && idle && sockets.all_hibernatable() {
                 *instance = None;
                 dropped += 1;
-                // The room's storage goes too (its SQLite connection and page cache are most
-                // of a hibernating room's memory); the next event reopens it.
-                cell.object.release();
+            }
+            // The storage of a hibernating room goes too (its SQLite connection and page cache
+            // are most of its memory); the next event reopens it. A release the shard's full
+            // queue refused is asked again at the next sweep.
+            if instance.is_none() && !cell.released.load(Ordering::Relaxed) && cell.object.release() {
+                cell.released.store(true, Ordering::Relaxed);
             }
             instance.is_some() || !sockets.is_empty()
         });

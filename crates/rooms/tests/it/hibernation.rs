@@ -95,7 +95,7 @@ async fn a_hibernating_rooms_storage_is_closed_and_reopened_by_the_next_event() 
     assert!(!cairn_storage::layout::object_path(env.dir.path(), "p", "quiet").exists());
     assert!(cairn_storage::layout::object_path(env.dir.path(), "p", "r").exists());
     assert_eq!(Env::ask(&a, &mut rx, "seen").await, "1");
-    assert_eq!(env.take_log().iter().filter(|l| l.starts_with("start:")).last().unwrap(), "start:7");
+    assert_eq!(env.take_log().iter().rfind(|l| l.starts_with("start:")).unwrap(), "start:7");
     assert_eq!(env.rt.stats().open_objects, 2);
 }
 
