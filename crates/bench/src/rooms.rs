@@ -172,10 +172,17 @@ impl Target<'_> {
         }
     }
 
-    /// Whether `rooms` rooms have hibernated and none is in memory.
+    /// Whether `rooms` rooms have hibernated and none is in memory. For Cairn that includes
+    /// the rooms' objects, which a hibernation releases shortly after (as workerd closes an
+    /// evicted object's database): one object stays open, the bucket registry
+    /// (`_cairn_sys/buckets`) the server opens at start.
     fn all_hibernated(&self, state: &State, rooms: usize) -> bool {
         match self {
-            Target::Cairn(_) => state.metric("rooms_active") == 0 && state.metric("rooms_hibernated") == rooms as u64,
+            Target::Cairn(_) => {
+                state.metric("rooms_active") == 0
+                    && state.metric("rooms_hibernated") == rooms as u64
+                    && state.metric("open_objects") <= 1
+            }
             Target::Anchor(_) => state.open_room_databases == Some(0),
         }
     }
