@@ -225,8 +225,9 @@ enum Bench {
         /// Chat messages sent in the timed run, in all.
         #[arg(long, default_value_t = 20_000)]
         messages: usize,
-        /// Cairn's room hibernation delay, in milliseconds (workerd's is a fixed 10 s).
-        #[arg(long, default_value_t = 1_000)]
+        /// Cairn's room hibernation delay, in milliseconds: by default 10 s, workerd's fixed
+        /// delay and Cairn's default.
+        #[arg(long, default_value_t = 10_000)]
         hibernate_after_ms: u64,
     },
     /// cairn-store's auto-save per persister (JSON file, SQLite, Cairn object embedded and
