@@ -18,6 +18,7 @@ mod load;
 mod rooms;
 mod s3;
 mod server;
+mod splitmix;
 pub mod store;
 
 pub use http::{HttpBenchOptions, HttpFigure, http};

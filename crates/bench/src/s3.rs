@@ -31,6 +31,7 @@ use md5::{Digest, Md5};
 
 use crate::child::ChildServer;
 use crate::load::{Driver, Run, load, runtime};
+use crate::splitmix::SplitMix;
 use crate::{Figure, round};
 use client::{ReqBody, S3Conn};
 use sigv4::{Credentials, hex};
@@ -65,43 +66,10 @@ const MIB: u64 = 1024 * 1024;
 const MEMORY_TARGET_BYTES: u64 = 100 * MIB;
 const BUCKET: &str = "bench";
 
-/// A cheap deterministic byte stream (SplitMix64), so that bodies need not be stored to be
-/// sent or checked.
-#[derive(Clone, Debug)]
-struct Prng(u64);
-
-impl Prng {
-    fn new(seed: u64) -> Prng {
-        Prng(seed)
-    }
-
-    /// Fills `buf` with the next bytes. The stream depends on how it is cut: every user cuts it
-    /// into [`CHUNK`]s (the last one shorter).
-    fn fill(&mut self, buf: &mut [u8]) {
-        let mut words = buf.chunks_exact_mut(8);
-        for word in &mut words {
-            word.copy_from_slice(&self.next().to_le_bytes());
-        }
-        let rest = words.into_remainder();
-        if !rest.is_empty() {
-            let word = self.next().to_le_bytes();
-            rest.copy_from_slice(&word[..rest.len()]);
-        }
-    }
-
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-}
-
-/// Calls `f` on each chunk of the `len` bytes of `Prng::new(seed)`, as a generated body cuts
+/// Calls `f` on each chunk of the `len` bytes of `SplitMix(seed)`, as a generated body cuts
 /// them.
 fn each_chunk(seed: u64, len: u64, mut f: impl FnMut(&[u8]) -> std::io::Result<()>) -> std::io::Result<()> {
-    let mut rng = Prng::new(seed);
+    let mut rng = SplitMix(seed);
     let mut buf = vec![0u8; CHUNK];
     let mut left = len;
     while left > 0 {
@@ -113,7 +81,7 @@ fn each_chunk(seed: u64, len: u64, mut f: impl FnMut(&[u8]) -> std::io::Result<(
     Ok(())
 }
 
-/// Hex MD5 of the `len` bytes of `Prng::new(seed)`: the ETag S3 gives them.
+/// Hex MD5 of the `len` bytes of `SplitMix(seed)`: the ETag S3 gives them.
 fn generated_md5(seed: u64, len: u64) -> String {
     let mut h = Md5::new();
     let _ = each_chunk(seed, len, |c| {
@@ -134,7 +102,7 @@ fn large_key(i: usize) -> String {
 /// Small object `n`: `n` as 8 little-endian bytes, then PRNG bytes.
 fn small_value(n: usize) -> Bytes {
     let mut v = vec![0u8; SMALL_BYTES];
-    Prng::new(0x736d_616c_6c00_0000 ^ n as u64).fill(&mut v);
+    SplitMix(0x736d_616c_6c00_0000 ^ n as u64).fill(&mut v);
     v[..8].copy_from_slice(&(n as u64).to_le_bytes());
     Bytes::from(v)
 }
@@ -551,7 +519,7 @@ pub fn s3(opts: &S3BenchOptions, mut report: impl FnMut(&Figure)) -> anyhow::Res
 
 #[cfg(test)]
 mod tests {
-    use super::{CHUNK, Prng, each_chunk, generated_md5, small_value};
+    use super::{CHUNK, SplitMix, each_chunk, generated_md5, small_value};
 
     #[test]
     fn generated_bytes_do_not_depend_on_who_generates_them() {
@@ -562,7 +530,7 @@ mod tests {
         })
         .unwrap();
         let mut again = vec![0u8; CHUNK];
-        let mut rng = Prng::new(7);
+        let mut rng = SplitMix(7);
         rng.fill(&mut again);
         let mut tail = vec![0u8; 24];
         rng.fill(&mut tail);

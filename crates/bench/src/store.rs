@@ -66,6 +66,7 @@ use tokio::sync::watch;
 
 use crate::load::runtime;
 use crate::server::Server;
+use crate::splitmix::SplitMix;
 use crate::{Figure, round, rt_err};
 
 /// Options of the store benchmark.
@@ -96,23 +97,6 @@ const WAIT_LIMIT: Duration = Duration::from_secs(300);
 const ANCHOR_AUTOCOMMIT_CHANGES: usize = 20_000;
 /// The seed of the change stream.
 const SEED: u64 = 0x5EED_CA1F_0008;
-
-/// A cheap deterministic random stream (SplitMix64).
-struct SplitMix(u64);
-
-impl SplitMix {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
 
 /// One single-cell change.
 struct Change {

@@ -18,7 +18,7 @@ use hyper::client::conn::http1::SendRequest;
 use hyper::{Method, Response};
 
 use super::sigv4::{self, Credentials, UNSIGNED_PAYLOAD};
-use super::{CHUNK, Prng};
+use super::{CHUNK, SplitMix};
 
 /// A request body.
 pub(crate) enum ReqBody {
@@ -27,13 +27,13 @@ pub(crate) enum ReqBody {
     /// Bytes already in memory.
     Bytes(Option<Bytes>),
     /// `left` more bytes of `rng`'s stream, produced [`CHUNK`] bytes at a time.
-    Generated { rng: Prng, left: u64 },
+    Generated { rng: SplitMix, left: u64 },
 }
 
 impl ReqBody {
-    /// `len` bytes of the stream of `Prng::new(seed)`, generated as they are sent.
+    /// `len` bytes of the stream of `SplitMix(seed)`, generated as they are sent.
     pub(crate) fn generated(seed: u64, len: u64) -> ReqBody {
-        ReqBody::Generated { rng: Prng::new(seed), left: len }
+        ReqBody::Generated { rng: SplitMix(seed), left: len }
     }
 
     fn len(&self) -> u64 {
